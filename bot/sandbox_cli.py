@@ -1,0 +1,217 @@
+"""``python -m bot sandbox``: the bot against local stand-ins, chatted with from the terminal.
+
+Starts the Telegram, GetCourse and Salebot stand-ins on loopback with the demo data in
+``sandbox/data``, runs the real bot against them (a fresh database in a temporary folder),
+and turns each line typed into a Telegram message from a demo student."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.app import App
+from bot.log_setup import configure_logging
+from bot.settings import Settings, load_settings
+from handlers.texts import Texts
+from sandbox.getcourse import GetCourseStandIn
+from sandbox.salebot import SalebotStandIn
+from sandbox.telegram import SentMessage, TelegramStandIn
+
+TOKEN = "100000000:sandbox-token"
+GETCOURSE_KEY = "sandbox-getcourse-key"
+SALEBOT_KEY = "sandbox-salebot-key"
+FUNNEL_BOT = "school_funnel_bot"
+DEFAULT_USER = 100000001
+OPERATOR = 900000001
+# After a message, replies are awaited until the bot has been quiet this long.
+QUIET_SECONDS = 1.0
+REPLY_DEADLINE = 60.0
+
+HELP = """Type a message as the student and press Enter. Sandbox commands:
+  :press N     press button N of the bot's last message
+  :photo       send a photo instead of text
+  :user ID     talk as another Telegram user (demo students: 100000001-100000005;
+               100000099 has no Salebot client yet)
+  :salebot     show what Salebot holds for this user
+  :funnel      this user starts the school's Salebot funnel bot (Salebot gets a client)
+  :help        this text
+  :quit        stop (Ctrl-D works too)"""
+
+
+class TerminalChat:
+    def __init__(
+        self, telegram: TelegramStandIn, salebot: SalebotStandIn, checking_prefix: str
+    ) -> None:
+        self.telegram = telegram
+        self.salebot = salebot
+        # A "checking…" reply is always followed by the result: wait for it, however long.
+        self.checking_prefix = checking_prefix
+        self.user_id = DEFAULT_USER
+        self._seen: dict[int, int] = {}
+        self._shown_variables: dict[int, dict[str, str]] = {}
+        self.show_salebot(always=False, quietly=True)
+
+    async def handle(self, line: str) -> bool:
+        """Act on one typed line; ``False`` means quit."""
+        command, _, argument = line.strip().partition(" ")
+        if command in {":quit", ":q"}:
+            return False
+        if command == ":help":
+            print(HELP)
+        elif command == ":user" and argument.strip().isdigit():
+            self.user_id = int(argument)
+            print(f"… now talking as Telegram user {self.user_id}")
+            self.show_salebot(always=False, quietly=True)
+        elif command == ":funnel":
+            if self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT) is None:
+                self.salebot.add_client(self.user_id, group=FUNNEL_BOT, name="Sandbox student")
+            print("… the student started the Salebot funnel bot; a pending write retries soon")
+            await self.wait_for_salebot_write()
+            self.show_salebot(always=True)
+        elif command == ":salebot":
+            self.show_salebot(always=True)
+        elif command == ":photo":
+            self.telegram.send_photo(self.user_id)
+            await self.print_replies()
+        elif command == ":press":
+            await self.press(argument.strip())
+        elif line.strip():
+            self.telegram.send_message(self.user_id, line.rstrip("\n"))
+            await self.print_replies()
+        return True
+
+    async def press(self, number: str) -> None:
+        with_buttons = [m for m in self.telegram.bot_messages(self.user_id) if m.buttons()]
+        buttons = with_buttons[-1].buttons() if with_buttons else []
+        if not number.isdigit() or not 1 <= int(number) <= len(buttons):
+            print("… no such button")
+            return
+        _, data = buttons[int(number) - 1]
+        self.telegram.press_button(self.user_id, with_buttons[-1].message_id, data)
+        await self.print_replies()
+
+    async def print_replies(self) -> None:
+        """Print what the bot sends until it has been quiet for a moment."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REPLY_DEADLINE
+        expecting_more = True
+        while loop.time() < deadline:
+            seen = self._seen.get(self.user_id, 0)
+            try:
+                message = await self.telegram.wait_for_message(
+                    self.user_id,
+                    after=seen,
+                    timeout=REPLY_DEADLINE if expecting_more else QUIET_SECONDS,
+                )
+            except AssertionError:
+                break
+            expecting_more = (message.text or "").startswith(self.checking_prefix)
+            ids = [m.message_id for m in self.telegram.bot_messages(self.user_id)]
+            self._seen[self.user_id] = ids.index(message.message_id) + 1
+            print(render(message))
+        await asyncio.sleep(0.3)  # let a just-stored link reach the Salebot stand-in
+        self.show_salebot(always=False)
+
+    async def wait_for_salebot_write(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REPLY_DEADLINE
+        while loop.time() < deadline:
+            client = self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT)
+            if client and "telegram_id" in self.salebot.client_variables(client.id):
+                return
+            await asyncio.sleep(0.2)
+
+    def show_salebot(self, *, always: bool, quietly: bool = False) -> None:
+        """Print the user's Salebot variables when asked or when they changed."""
+        client = self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT)
+        if client is None:
+            if always:
+                print(f"… Salebot has no client for Telegram user {self.user_id}")
+            return
+        variables = self.salebot.client_variables(client.id)
+        unchanged = variables == self._shown_variables.get(self.user_id)
+        self._shown_variables[self.user_id] = variables
+        if quietly or (unchanged and not always):
+            return
+        print(f"… Salebot client {client.id} now holds:")
+        for name in sorted(variables):
+            print(f"      {name} = {variables[name]}")
+
+
+def render(message: SentMessage) -> str:
+    text = html.unescape(re.sub(r"<[^>]+>", "", message.text or message.caption or ""))
+    lines = [f"bot> {line}" for line in text.splitlines() or [""]]
+    lines += [f"     [{n}] {label}" for n, (label, _) in enumerate(message.buttons(), start=1)]
+    return "\n".join(lines)
+
+
+def sandbox_settings(
+    telegram: TelegramStandIn, getcourse: GetCourseStandIn, salebot: SalebotStandIn, folder: Path
+) -> Settings:
+    return load_settings(
+        _env_file=None,
+        bot_token=TOKEN,
+        telegram_api_url=telegram.base_url,
+        operator_ids=str(OPERATOR),
+        getcourse_base_url=getcourse.base_url,
+        getcourse_api_key=GETCOURSE_KEY,
+        getcourse_poll_first_delay=0.5,
+        getcourse_poll_max_interval=1.0,
+        getcourse_lookup_timeout=20,
+        salebot_api_key=SALEBOT_KEY,
+        salebot_base_url=salebot.base_url,
+        salebot_bot_username=FUNNEL_BOT,
+        salebot_retry_first_delay=2,
+        salebot_retry_max_delay=4,
+        database_path=folder / "sandbox.sqlite3",
+        log_level="ERROR",  # the terminal is for the conversation
+    )
+
+
+async def run_sandbox() -> int:
+    telegram = TelegramStandIn(token=TOKEN)
+    # One "not ready yet" poll per export, as a real GetCourse would answer.
+    getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
+    salebot = SalebotStandIn.from_seed(api_key=SALEBOT_KEY)
+    for server in (telegram, getcourse, salebot):
+        await server.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="gc-salebot-sandbox-") as folder:
+            settings = sandbox_settings(telegram, getcourse, salebot, Path(folder))
+            configure_logging(settings.log_level, settings.log_format, settings.secrets())
+            async with App.running(settings) as app:
+                polling = asyncio.create_task(app.run_polling(handle_signals=False))
+                await telegram.wait_for_poll()
+                checking = Texts.load(settings.language).render("checking", email="\0")
+                chat = TerminalChat(telegram, salebot, checking.split("\0")[0])
+                await chat_from_terminal(chat, getcourse)
+                await app.dispatcher.stop_polling()
+                await polling
+    finally:
+        for server in (telegram, getcourse, salebot):
+            await server.stop()
+    return 0
+
+
+async def chat_from_terminal(chat: TerminalChat, getcourse: GetCourseStandIn) -> None:
+    emails = ", ".join(user.email for user in getcourse.users[:4])
+    print(
+        "Sandbox: the bot runs against local stand-ins for Telegram, GetCourse and Salebot.\n"
+        f"GetCourse knows, among others: {emails}\n"
+        f"You are Telegram user {chat.user_id}. Start with /start.\n{HELP}"
+    )
+    loop = asyncio.get_running_loop()
+    while True:
+        print("you> ", end="", flush=True)
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            print()
+            return
+        if not sys.stdin.isatty():
+            print(line.rstrip("\n"))  # echo piped input so a transcript reads naturally
+        if not await chat.handle(line):
+            return

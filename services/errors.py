@@ -1,0 +1,78 @@
+"""Typed failures of the services. Handlers turn them into plain words for the person;
+messages here are for logs and operators and never contain keys or full emails."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every failure a service reports on purpose."""
+
+
+class InvalidEmail(ServiceError):
+    """The text is not an email address we can look up."""
+
+
+# --- GetCourse -------------------------------------------------------------------------------
+
+
+class GetCourseError(ServiceError):
+    """A GetCourse lookup could not be completed: the answer is "try later", never "not found"."""
+
+
+class GetCourseUnavailable(GetCourseError):
+    """Network error, timeout or HTTP 5xx."""
+
+
+class GetCourseBadResponse(GetCourseError):
+    """An answer we cannot read: empty, HTML, not JSON, or JSON of an unexpected shape."""
+
+
+class GetCourseBusy(GetCourseError):
+    """Error 905: another export of this school (ours or another integration's) is running."""
+
+
+class GetCourseRateLimited(GetCourseError):
+    """Error 903: the school's 100-requests-per-2-hours export budget is spent."""
+
+
+class GetCourseBudgetExhausted(GetCourseError):
+    """Our own ledger refuses: this bot's share of the export budget is spent for now."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GetCourseExportTimeout(GetCourseError):
+    """The export was still not ready when we stopped waiting."""
+
+
+class GetCourseApiError(GetCourseError):
+    """An error envelope with a code we do not know."""
+
+
+class GetCourseConfigError(GetCourseError):
+    """The school's setup is wrong (key, domain, plan): retrying will not help until it is fixed."""
+
+
+# --- Salebot ---------------------------------------------------------------------------------
+
+
+class SalebotError(ServiceError):
+    """A Salebot call failed."""
+
+
+class SalebotUnavailable(SalebotError):
+    """Network error, timeout, HTTP 429 or 5xx."""
+
+
+class SalebotBadResponse(SalebotError):
+    """An answer we cannot read (not JSON, unexpected shape)."""
+
+
+class SalebotClientNotFound(SalebotError):
+    """No Salebot client for this Telegram user (yet): they may not have started the funnel bot."""
+
+
+class SalebotRejected(SalebotError):
+    """Salebot refused the request (bad key, missing scope, invalid variables)."""

@@ -1,0 +1,253 @@
+"""GetCourse legacy export API: find a user by email.
+
+The flow follows ``reference/getcourse-api.md``: start a users export with the ``email`` filter,
+poll it while it answers 909 ("file not created yet"), take ``items`` as the ready signal, zip
+each row with the header and re-check the email ourselves. Errors arrive as HTTP 200 with
+``success: false`` and are mapped to typed errors; redirects are never followed (the key would
+leak); every request is paid for in the persisted export budget first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.email import mask_email, same_email
+from services.errors import (
+    GetCourseApiError,
+    GetCourseBadResponse,
+    GetCourseBusy,
+    GetCourseConfigError,
+    GetCourseError,
+    GetCourseExportTimeout,
+    GetCourseRateLimited,
+    GetCourseUnavailable,
+)
+from services.export_budget import ExportBudget
+from services.models import GetCourseUser
+
+log = logging.getLogger(__name__)
+
+NOT_READY_CODES = frozenset({909, 910})  # 910 appears in one client only; harmless to accept
+CONFIG_ERROR_CODES = {
+    901: "GetCourse rejected the API key (901): check GETCOURSE_API_KEY and the account domain",
+    904: "GetCourse says the API key is missing (904)",
+    908: "GetCourse refused the export filter (908)",
+    914: "GetCourse refused the status filter (914)",
+    917: "the GetCourse API is not available on this school's plan (917)",
+}
+EMAIL_HEADERS = frozenset({"email", "e-mail", "эл. почта"})
+NAMED_COLUMNS = {
+    "id": "id",
+    "имя": "first_name",
+    "фамилия": "last_name",
+    "телефон": "phone",
+    "статус": "status",
+}
+
+
+class _Envelope(BaseModel):
+    """Every legacy answer: ``success`` plus either ``info`` or an error code and message."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    success: bool
+    error_code: int | None = None
+    error_message: str | None = None
+    info: Any = None
+
+
+class _ExportStarted(BaseModel):
+    export_id: int
+
+
+class _ExportData(BaseModel):
+    fields: list[str]
+    items: list[list[str | int | float | None]]
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """How patiently an export is polled: every poll costs one request of the budget."""
+
+    first_delay: float = 10.0
+    max_interval: float = 30.0
+    growth: float = 1.5
+    give_up_after: float = 240.0
+
+
+class GetCourseClient:
+    """Looks users up by email; one export at a time for the account (GetCourse allows no more)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_key: str,
+        budget: ExportBudget,
+        schedule: PollSchedule | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._api_key = api_key
+        self._budget = budget
+        self._schedule = schedule or PollSchedule()
+        self._sleep = sleep
+        self._export_lock = asyncio.Lock()
+
+    async def find_user_by_email(self, email: str) -> GetCourseUser | None:
+        async with self._export_lock:
+            export_id = await self._start_export({"email": email})
+            log.info("getcourse export %s started for %s", export_id, mask_email(email))
+            data = await self._collect_export(export_id)
+        if data is None:
+            return None
+        users = [user for user in _rows_to_users(data) if same_email(user.email, email)]
+        if len(users) > 1:
+            log.warning(
+                "getcourse export %s: %d users share %s; taking the first",
+                export_id,
+                len(users),
+                mask_email(email),
+            )
+        return users[0] if users else None
+
+    async def _start_export(self, filters: dict[str, str]) -> int:
+        envelope = await self._call("start", "/pl/api/account/users", filters)
+        if not envelope.success:
+            raise _error_from(envelope)
+        try:
+            return _ExportStarted.model_validate(envelope.info).export_id
+        except ValidationError as error:
+            raise GetCourseBadResponse("export start answer has no export_id") from error
+
+    async def _collect_export(self, export_id: int) -> _ExportData | None:
+        """Poll until ready; ``None`` when GetCourse says nothing matched."""
+        schedule = self._schedule
+        started = time.monotonic()
+        delay = schedule.first_delay
+        while True:
+            await self._sleep(delay)
+            envelope = await self._call("poll", f"/pl/api/account/exports/{export_id}", {})
+            if envelope.success and isinstance(envelope.info, dict) and "items" in envelope.info:
+                try:
+                    return _ExportData.model_validate(envelope.info)
+                except ValidationError as error:
+                    raise GetCourseBadResponse("export rows of an unexpected shape") from error
+            if envelope.success:
+                raise GetCourseBadResponse("export answered success without items")
+            message = envelope.error_message or ""
+            if "другой фильтр" in message:
+                return None  # "Файл не создан, попробуйте другой фильтр": permanent, no match
+            not_ready = "еще не создан" in message.replace("ё", "е")
+            if envelope.error_code not in NOT_READY_CODES and not not_ready:
+                raise _error_from(envelope)
+            if time.monotonic() - started + delay > schedule.give_up_after:
+                raise GetCourseExportTimeout(
+                    f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
+                )
+            delay = min(delay * schedule.growth, schedule.max_interval)
+
+    async def _call(self, kind: str, path: str, params: dict[str, str]) -> _Envelope:
+        await self._budget.spend(kind)
+        try:
+            # Never follow, whatever the client was built with: the query carries the key.
+            response = await self._http.get(
+                path, params={"key": self._api_key, **params}, follow_redirects=False
+            )
+        except httpx.TimeoutException as error:
+            raise GetCourseUnavailable(f"{kind}: timed out") from error
+        except httpx.HTTPError as error:
+            # The exception text may carry the URL, and with it the key: name only its type.
+            raise GetCourseUnavailable(f"{kind}: {type(error).__name__}") from error
+        if response.is_redirect:
+            raise GetCourseConfigError(_redirect_advice(response))
+        if response.status_code == 404 and "wrong subdomain" in response.text.lower():
+            raise GetCourseConfigError("GetCourse knows no such account: check GETCOURSE_ACCOUNT")
+        if response.status_code >= 500:
+            raise GetCourseUnavailable(f"{kind}: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise GetCourseBadResponse(f"{kind}: HTTP {response.status_code}")
+        try:
+            return _Envelope.model_validate_json(response.content)
+        except ValidationError as error:
+            raise GetCourseBadResponse(
+                f"{kind}: unreadable answer ({_describe_body(response.content)})"
+            ) from error
+
+
+def _error_from(envelope: _Envelope) -> GetCourseError:
+    code = envelope.error_code
+    if code == 903:
+        return GetCourseRateLimited("GetCourse export budget exhausted (903)")
+    if code == 905:
+        return GetCourseBusy("another export is running for this school (905)")
+    if code in CONFIG_ERROR_CODES:
+        return GetCourseConfigError(CONFIG_ERROR_CODES[code])
+    return GetCourseApiError(f"GetCourse error {code}: {(envelope.error_message or '')[:200]}")
+
+
+def _redirect_advice(response: httpx.Response) -> str:
+    location = urlsplit(response.headers.get("location", ""))
+    if location.scheme and location.netloc:
+        # Only scheme and host: the rest of the location may repeat our query, key included.
+        return (
+            f"GetCourse redirects to {location.scheme}://{location.netloc}: set "
+            f"GETCOURSE_BASE_URL={location.scheme}://{location.netloc}"
+        )
+    return f"GetCourse answered HTTP {response.status_code} redirect: check GETCOURSE_BASE_URL"
+
+
+def _describe_body(body: bytes) -> str:
+    if not body.strip():
+        return "empty body"
+    if body.lstrip().startswith(b"<"):
+        return "HTML"
+    return f"{len(body)} bytes, not the expected JSON"
+
+
+def _rows_to_users(data: _ExportData) -> list[GetCourseUser]:
+    headers = [title.strip().lower() for title in data.fields]
+    # With an email column present but empty (a user without one), an "@" elsewhere belongs to
+    # someone else ("Email партнера"): the fallback is only for a header that names no email.
+    has_email_column = any(h in EMAIL_HEADERS for h in headers)
+    users = []
+    for row in data.items:
+        # Padded so a short row still has a cell per header; zipped by position, never through
+        # a dict keyed by title, so a repeated title cannot shift the columns after it.
+        values = ["" if value is None else str(value).strip() for value in row]
+        values += [""] * (len(headers) - len(values))
+        cells = dict(zip(data.fields, values, strict=False))
+        by_header = dict(zip(headers, values, strict=False))
+        email = next((by_header[h] for h in headers if h in EMAIL_HEADERS and by_header[h]), "")
+        if not email and not has_email_column:
+            # Fallback for an account that titles the column differently.
+            email = next((value for value in values if "@" in value), "")
+        named = {NAMED_COLUMNS[h]: by_header[h] for h in headers if h in NAMED_COLUMNS}
+        if not named.get("id") or not email:
+            continue
+        custom = {
+            title: value
+            for title, value in cells.items()
+            if title.strip().lower() not in NAMED_COLUMNS
+            and title.strip().lower() not in EMAIL_HEADERS
+            and value
+        }
+        users.append(
+            GetCourseUser(
+                id=named["id"],
+                email=email.lower(),
+                first_name=named.get("first_name", ""),
+                last_name=named.get("last_name", ""),
+                phone=named.get("phone", ""),
+                status=named.get("status") or None,
+                custom_fields=custom,
+            )
+        )
+    return users

@@ -1,0 +1,57 @@
+"""Domain records shared by the services (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class GetCourseUser:
+    """A GetCourse user as the directory found them; every value is a string, as exports give."""
+
+    id: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    phone: str = ""
+    status: str | None = None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One Telegram account linked to one GetCourse user (and, once delivered, a Salebot client)."""
+
+    telegram_id: int
+    email: str
+    gc_user_id: str
+    gc_name: str
+    salebot_client_id: int | None
+    linked_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A pending write of client variables to the Salebot client of one Telegram user."""
+
+    id: int
+    telegram_id: int
+    variables: dict[str, str]
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+
+
+def salebot_variables(link: Link) -> dict[str, str]:
+    """The client variables this product owns; Salebot values are strings, IDs never floats."""
+    return {
+        "client.email": link.email,
+        "client.gc_user_id": link.gc_user_id,
+        "client.telegram_id": str(link.telegram_id),
+    }

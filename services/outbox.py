@@ -1,0 +1,143 @@
+"""The outbox worker: delivers queued Salebot writes, retrying with backoff until they land.
+
+Items live in SQLite, so a write survives a restart; the worker wakes when a link is stored
+and otherwise sleeps until the next retry is due."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.errors import SalebotError
+from services.models import OutboxItem
+from services.salebot import SalebotClient
+from services.storage.database import Database
+from services.storage.links import LinkRepository
+from services.storage.outbox import OutboxRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: ``first_delay`` doubling up to ``max_delay``."""
+
+    first_delay: float = 5.0
+    max_delay: float = 3600.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.first_delay <= 0 or self.max_delay < self.first_delay:
+            raise ValueError("retry delays must be positive, the maximum not below the first")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+
+    def delay(self, attempts: int) -> float:
+        # The exponent is capped because 2.0 ** 1024 raises OverflowError: an item whose client
+        # never appears is retried for good, and at ~1000 attempts that crashed the worker.
+        exponent = min(max(attempts - 1, 0), 64)
+        base = min(self.first_delay * 2.0**exponent, self.max_delay)
+        # Jitter spreads retries of many items that failed together.
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        database: Database,
+        salebot: SalebotClient,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        batch_size: int = 50,
+        idle_check: float = 60.0,
+    ) -> None:
+        self._database = database
+        self._outbox = OutboxRepository(database)
+        self._salebot = salebot
+        self._policy = policy or RetryPolicy()
+        self._clock = clock
+        self._batch_size = batch_size
+        self._idle_check = idle_check
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Finish the item in progress, then leave ``run``."""
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        log.info("outbox worker started")
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                await self.deliver_due()
+            except Exception:
+                # A bug or a database hiccup must not end delivery for everyone: log it and
+                # come back after the idle pause.
+                log.exception("outbox worker step failed")
+                await self._pause(self._idle_check)
+                continue
+            if self._stopping:
+                break
+            next_due = await self._outbox.next_due_at()
+            timeout = self._idle_check
+            if next_due is not None:
+                timeout = min(max(next_due - self._clock(), 0.0), self._idle_check)
+            await self._pause(timeout)
+        log.info("outbox worker stopped")
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass or someone wakes the worker."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    async def deliver_due(self) -> int:
+        """Attempt every item that is due now; returns how many were delivered."""
+        delivered = 0
+        while not self._stopping:
+            items = await self._outbox.due(self._clock(), self._batch_size)
+            if not items:
+                break
+            for item in items:
+                if self._stopping:
+                    break
+                delivered += await self._deliver(item)
+        return delivered
+
+    async def _deliver(self, item: OutboxItem) -> int:
+        try:
+            client_id = await self._salebot.find_client_id(item.telegram_id)
+            await self._salebot.save_variables(client_id, item.variables)
+        except SalebotError as error:
+            now = self._clock()
+            delay = self._policy.delay(item.attempts + 1)
+            async with self._database.transaction() as tx:
+                await OutboxRepository.mark_failed(tx, item.id, str(error), now + delay, now)
+            log.warning(
+                "salebot write %s for telegram %s failed (attempt %d): %s; retry in %.0fs",
+                item.id,
+                item.telegram_id,
+                item.attempts + 1,
+                error,
+                delay,
+            )
+            return 0
+        async with self._database.transaction() as tx:
+            await OutboxRepository.mark_delivered(tx, item.id, self._clock())
+            await LinkRepository.set_salebot_client_id(tx, item.telegram_id, client_id)
+        log.info(
+            "salebot write %s delivered: telegram %s -> client %s",
+            item.id,
+            item.telegram_id,
+            client_id,
+        )
+        return 1

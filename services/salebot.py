@@ -1,0 +1,150 @@
+"""Salebot API: find the client of a Telegram user, write and read client variables.
+
+Per ``reference/salebot-api.md``: the key is a path segment (so URLs are never logged), answers
+differ in shape by endpoint, and HTTP 200 with a non-success ``status`` is an error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from services.errors import (
+    SalebotBadResponse,
+    SalebotClientNotFound,
+    SalebotRejected,
+    SalebotUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+SUCCESS_STATUSES = frozenset({"success", "ok"})
+STATUS_ANSWER_KEYS = frozenset({"status", "message"})
+
+
+class SalebotClientMatch(BaseModel):
+    """One element of the ``find_client_id_by_platform_id`` array."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    id: int
+    platform_id: str
+    group: str | None = None
+
+
+class SalebotChannel(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    group_id: str | None = None
+    short_name: str | None = None
+
+
+_MATCHES = TypeAdapter(list[SalebotClientMatch])
+
+
+class SalebotClient:
+    def __init__(self, http: httpx.AsyncClient, api_key: str, bot_username: str) -> None:
+        self._http = http
+        self._api_key = api_key
+        self.bot_username = bot_username
+
+    async def find_client_id(self, telegram_id: int) -> int:
+        """The Salebot client of this Telegram user in our funnel bot; raises if there is none."""
+        body = await self._call(
+            "find_client_id_by_platform_id",
+            json={"platform_ids": [str(telegram_id)], "group_id": self.bot_username},
+        )
+        try:
+            matches = _MATCHES.validate_python(body)
+        except ValidationError as error:
+            raise SalebotBadResponse("find_client_id_by_platform_id: not a client list") from error
+        # The search can cross channels (a VK id may equal a Telegram id): keep only ours.
+        ours = sorted(
+            match.id
+            for match in matches
+            # Telegram usernames ignore case; Salebot may keep the case the bot was added with.
+            if match.platform_id == str(telegram_id)
+            and (match.group or "").casefold() == self.bot_username.casefold()
+        )
+        if not ours:
+            raise SalebotClientNotFound(f"no Salebot client for telegram {telegram_id}")
+        if len(ours) > 1:
+            log.warning(
+                "salebot has %d clients for telegram %s; using %s", len(ours), telegram_id, ours[0]
+            )
+        return ours[0]
+
+    async def save_variables(self, client_id: int, variables: dict[str, str]) -> None:
+        await self._call("save_variables", json={"client_id": client_id, "variables": variables})
+
+    async def get_variables(self, client_id: int) -> dict[str, str]:
+        # A project may keep its own variable called "status", so only an answer that holds
+        # nothing but a status (and its message) is read as one.
+        body = await self._call(
+            "get_variables", params={"client_id": str(client_id)}, status_only_if_alone=True
+        )
+        if not isinstance(body, dict):
+            raise SalebotBadResponse("get_variables: not an object")
+        nested = body.get("variables")
+        source = nested if isinstance(nested, dict) else body
+        return {str(name): "" if value is None else str(value) for name, value in source.items()}
+
+    async def connected_channels(self) -> list[SalebotChannel]:
+        """Every channel of the project, flattened across platforms."""
+        body = await self._call("connected_channels", method="GET")
+        if not isinstance(body, dict):
+            raise SalebotBadResponse("connected_channels: not an object")
+        channels = []
+        for value in body.values():
+            if isinstance(value, list):
+                for item in value:
+                    try:
+                        channels.append(SalebotChannel.model_validate(item))
+                    except ValidationError:
+                        continue
+        return channels
+
+    async def _call(
+        self,
+        action: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        method: str | None = None,
+        status_only_if_alone: bool = False,
+    ) -> Any:
+        verb = method or ("POST" if json is not None else "GET")
+        try:
+            response = await self._http.request(
+                verb, f"/api/{self._api_key}/{action}", json=json, params=params
+            )
+        except httpx.TimeoutException as error:
+            raise SalebotUnavailable(f"{action}: timed out") from error
+        except httpx.HTTPError as error:
+            # The URL, and so the key, may be in the exception text: name only its type.
+            raise SalebotUnavailable(f"{action}: {type(error).__name__}") from error
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise SalebotUnavailable(f"{action}: HTTP {status}")
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise SalebotBadResponse(f"{action}: HTTP {status}, body is not JSON") from error
+        has_status = isinstance(body, dict) and "status" in body
+        if has_status and (not status_only_if_alone or set(body) <= STATUS_ANSWER_KEYS):
+            _check_status(action, status, body)
+        if not 200 <= status < 300:
+            raise SalebotRejected(f"{action}: HTTP {status}")
+        return body
+
+
+def _check_status(action: str, http_status: int, body: dict[str, Any]) -> None:
+    status = str(body.get("status", "")).strip().lower()
+    if status in SUCCESS_STATUSES:
+        return
+    if status == "client_not_found":
+        raise SalebotClientNotFound(f"{action}: client_not_found")
+    detail = str(body.get("message") or status)[:200]
+    raise SalebotRejected(f"{action}: HTTP {http_status} {detail}")

@@ -1,0 +1,1 @@
+"""SQLite storage: one database file, WAL mode, numbered migrations, one repository per table."""

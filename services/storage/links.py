@@ -1,0 +1,77 @@
+"""The ``links`` table: one row per linked Telegram account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from services.models import Link
+from services.storage.database import Database, fetch_one
+
+GET_LINK = "SELECT * FROM links WHERE telegram_id = ?"
+
+
+class LinkRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def get(self, telegram_id: int) -> Link | None:
+        row = await self._database.fetchone(GET_LINK, (telegram_id,))
+        return _to_link(row) if row else None
+
+    @staticmethod
+    async def get_in(tx: aiosqlite.Connection, telegram_id: int) -> Link | None:
+        """``get`` inside an open transaction."""
+        row = await fetch_one(tx, GET_LINK, (telegram_id,))
+        return _to_link(row) if row else None
+
+    async def count(self) -> int:
+        row = await self._database.fetchone("SELECT COUNT(*) FROM links")
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    async def upsert(tx: aiosqlite.Connection, link: Link) -> None:
+        """Insert or replace the link of ``link.telegram_id``; keeps the first ``linked_at``."""
+        await tx.execute(
+            """
+            INSERT INTO links (telegram_id, email, gc_user_id, gc_name, salebot_client_id,
+                               linked_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (telegram_id) DO UPDATE SET
+                email = excluded.email,
+                gc_user_id = excluded.gc_user_id,
+                gc_name = excluded.gc_name,
+                updated_at = excluded.updated_at
+            """,
+            (
+                link.telegram_id,
+                link.email,
+                link.gc_user_id,
+                link.gc_name,
+                link.salebot_client_id,
+                link.linked_at.isoformat(),
+                link.updated_at.isoformat(),
+            ),
+        )
+
+    @staticmethod
+    async def set_salebot_client_id(
+        tx: aiosqlite.Connection, telegram_id: int, client_id: int
+    ) -> None:
+        await tx.execute(
+            "UPDATE links SET salebot_client_id = ? WHERE telegram_id = ?",
+            (client_id, telegram_id),
+        )
+
+
+def _to_link(row: aiosqlite.Row) -> Link:
+    return Link(
+        telegram_id=int(row["telegram_id"]),
+        email=row["email"],
+        gc_user_id=row["gc_user_id"],
+        gc_name=row["gc_name"],
+        salebot_client_id=row["salebot_client_id"],
+        linked_at=datetime.fromisoformat(row["linked_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )

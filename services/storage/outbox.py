@@ -1,0 +1,93 @@
+"""The ``outbox`` table: Salebot writes that must happen, kept until they did."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from services.models import OutboxItem
+from services.storage.database import Database
+
+
+class OutboxRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @staticmethod
+    async def enqueue(
+        tx: aiosqlite.Connection, telegram_id: int, variables: dict[str, str], now: float
+    ) -> int:
+        """Queue a write; an older pending write for the same person is superseded by it."""
+        stamp = _iso(now)
+        await tx.execute(
+            "UPDATE outbox SET state = 'superseded', updated_at = ? "
+            "WHERE telegram_id = ? AND state = 'pending'",
+            (stamp, telegram_id),
+        )
+        cursor = await tx.execute(
+            "INSERT INTO outbox (telegram_id, variables, state, next_attempt_at, created_at, "
+            "updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+            (telegram_id, json.dumps(variables, ensure_ascii=False), now, stamp, stamp),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def due(self, now: float, limit: int) -> list[OutboxItem]:
+        rows = await self._database.fetchall(
+            "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? "
+            "ORDER BY next_attempt_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [_to_item(row) for row in rows]
+
+    async def next_due_at(self) -> float | None:
+        row = await self._database.fetchone(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        )
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def pending_count(self) -> int:
+        row = await self._database.fetchone("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+        return int(row[0]) if row else 0
+
+    async def pending_for(self, telegram_id: int) -> OutboxItem | None:
+        row = await self._database.fetchone(
+            "SELECT * FROM outbox WHERE state = 'pending' AND telegram_id = ?", (telegram_id,)
+        )
+        return _to_item(row) if row else None
+
+    @staticmethod
+    async def mark_delivered(tx: aiosqlite.Connection, item_id: int, now: float) -> None:
+        # Only a still-pending item: a newer link may have superseded it meanwhile.
+        await tx.execute(
+            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL, "
+            "updated_at = ? WHERE id = ? AND state = 'pending'",
+            (_iso(now), item_id),
+        )
+
+    @staticmethod
+    async def mark_failed(
+        tx: aiosqlite.Connection, item_id: int, error: str, retry_at: float, now: float
+    ) -> None:
+        await tx.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+            "updated_at = ? WHERE id = ? AND state = 'pending'",
+            (error, retry_at, _iso(now), item_id),
+        )
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _to_item(row: aiosqlite.Row) -> OutboxItem:
+    return OutboxItem(
+        id=int(row["id"]),
+        telegram_id=int(row["telegram_id"]),
+        variables=json.loads(row["variables"]),
+        attempts=int(row["attempts"]),
+        next_attempt_at=float(row["next_attempt_at"]),
+        last_error=row["last_error"],
+    )
