@@ -213,32 +213,31 @@ def _describe_body(body: bytes) -> str:
 
 
 def _rows_to_users(data: _ExportData) -> list[GetCourseUser]:
-    headers = [title.strip().lower() for title in data.fields]
+    titles = [title.strip() for title in data.fields]
+    keys = [title.lower() for title in titles]
     # With an email column present but empty (a user without one), an "@" elsewhere belongs to
     # someone else ("Email партнера"): the fallback is only for a header that names no email.
-    has_email_column = any(h in EMAIL_HEADERS for h in headers)
+    has_email_column = any(key in EMAIL_HEADERS for key in keys)
     users = []
     for row in data.items:
-        # Padded so a short row still has a cell per header; zipped by position, never through
-        # a dict keyed by title, so a repeated title cannot shift the columns after it.
+        # Padded so a short row still has a cell per header, and read by position, so a
+        # repeated title cannot shift the columns after it.
         values = ["" if value is None else str(value).strip() for value in row]
-        values += [""] * (len(headers) - len(values))
-        cells = dict(zip(data.fields, values, strict=False))
-        by_header = dict(zip(headers, values, strict=False))
-        email = next((by_header[h] for h in headers if h in EMAIL_HEADERS and by_header[h]), "")
+        values += [""] * (len(keys) - len(values))
+        email = ""
+        named: dict[str, str] = {}
+        other: dict[str, str] = {}
+        for title, key, value in zip(titles, keys, values, strict=False):
+            if key in EMAIL_HEADERS:
+                email = email or value
+            elif key in NAMED_COLUMNS:
+                named.setdefault(NAMED_COLUMNS[key], value)
+            elif value:
+                other.setdefault(title, value)
         if not email and not has_email_column:
-            # Fallback for an account that titles the column differently.
             email = next((value for value in values if "@" in value), "")
-        named = {NAMED_COLUMNS[h]: by_header[h] for h in headers if h in NAMED_COLUMNS}
         if not named.get("id") or not email:
             continue
-        custom = {
-            title: value
-            for title, value in cells.items()
-            if title.strip().lower() not in NAMED_COLUMNS
-            and title.strip().lower() not in EMAIL_HEADERS
-            and value
-        }
         users.append(
             GetCourseUser(
                 id=named["id"],
@@ -247,7 +246,7 @@ def _rows_to_users(data: _ExportData) -> list[GetCourseUser]:
                 last_name=named.get("last_name", ""),
                 phone=named.get("phone", ""),
                 status=named.get("status") or None,
-                custom_fields=custom,
+                custom_fields=other,
             )
         )
     return users

@@ -8,7 +8,10 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class GetCourseUser:
-    """A GetCourse user as the directory found them; every value is a string, as exports give."""
+    """A GetCourse user as the directory found them; every value is a string, as exports give.
+
+    ``custom_fields`` holds every other non-empty column by its title: the account's own fields
+    and the standard ones (Создан, Город, utm_*) alike, since an export does not tell them apart."""
 
     id: str
     email: str

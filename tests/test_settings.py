@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +105,20 @@ def test_secrets_are_not_in_repr() -> None:
     loaded = settings()
     assert "gc-secret" not in repr(loaded)
     assert set(loaded.secrets()) >= {"gc-secret", "sb-secret", "123456:ABCdef_ghi-JKL"}
+
+
+def test_start_up_stops_with_one_line_naming_the_setting(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "BOT_TOKEN": "123:abc", "OPERATOR_IDS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,  # no .env here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: GETCOURSE_API_KEY is required but not set"
+    ]
