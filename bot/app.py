@@ -26,7 +26,7 @@ from handlers.texts import Texts
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient, PollSchedule
 from services.linking import LinkService
-from services.outbox import OutboxWorker, RetryPolicy
+from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
@@ -80,12 +80,14 @@ async def create_services(settings: Settings) -> Services:
     salebot = SalebotClient(
         salebot_http, settings.salebot_api_key.get_secret_value(), settings.salebot_bot_username
     )
+    first_delay = settings.salebot_retry_first_delay
     outbox = OutboxWorker(
         database,
         salebot,
-        RetryPolicy(
-            first_delay=settings.salebot_retry_first_delay,
-            max_delay=settings.salebot_retry_max_delay,
+        DeliverySchedule(
+            retry=RetryPolicy(first_delay, settings.salebot_retry_max_delay),
+            missing_client=RetryPolicy(first_delay, settings.salebot_missing_client_max_delay),
+            missing_client_for=settings.salebot_missing_client_days * 24 * 3600,
         ),
     )
     links = LinkService(database, getcourse, on_enqueued=outbox.wake)

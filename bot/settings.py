@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     salebot_bot_username: str
     salebot_retry_first_delay: float = Field(default=5.0, gt=0)
     salebot_retry_max_delay: float = Field(default=3600.0, gt=0)
+    salebot_missing_client_max_delay: float = Field(default=6 * 3600.0, gt=0)
+    salebot_missing_client_days: float = Field(default=14.0, gt=0)
 
     database_path: Path = Path("data/bot.sqlite3")
     language: Literal["ru", "en"] = "ru"
@@ -135,6 +137,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _combinations(self) -> Settings:
+        if self.salebot_retry_max_delay < self.salebot_retry_first_delay:
+            raise ValueError("SALEBOT_RETRY_MAX_DELAY must not be below SALEBOT_RETRY_FIRST_DELAY")
+        if self.salebot_missing_client_max_delay < self.salebot_retry_first_delay:
+            raise ValueError(
+                "SALEBOT_MISSING_CLIENT_MAX_DELAY must not be below SALEBOT_RETRY_FIRST_DELAY"
+            )
         if not self.getcourse_base_url and not self.getcourse_account:
             raise ValueError("GETCOURSE_ACCOUNT or GETCOURSE_BASE_URL must be set")
         if self.mode == "webhook":

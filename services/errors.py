@@ -59,7 +59,11 @@ class GetCourseConfigError(GetCourseError):
 
 
 class SalebotError(ServiceError):
-    """A Salebot call failed."""
+    """A Salebot call failed; ``http_status`` is Salebot's answer, when there was one."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 class SalebotUnavailable(SalebotError):

@@ -49,6 +49,8 @@ class OutboxItem:
     attempts: int
     next_attempt_at: float
     last_error: str | None
+    cause: str | None
+    created_at: datetime
 
 
 def salebot_variables(link: Link) -> dict[str, str]:

@@ -12,15 +12,39 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from services.errors import SalebotError
+from services.errors import (
+    SalebotBadResponse,
+    SalebotClientNotFound,
+    SalebotError,
+    SalebotRejected,
+)
 from services.models import OutboxItem
+from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryCause(StrEnum):
+    CLIENT_NOT_FOUND = "client_not_found"
+    UNAVAILABLE = "salebot_unavailable"
+    BAD_RESPONSE = "bad_response"
+    REJECTED = "rejected"
+
+    @classmethod
+    def of(cls, error: SalebotError) -> DeliveryCause:
+        if isinstance(error, SalebotClientNotFound):
+            return cls.CLIENT_NOT_FOUND
+        if isinstance(error, SalebotRejected):
+            return cls.REJECTED
+        if isinstance(error, SalebotBadResponse):
+            return cls.BAD_RESPONSE
+        return cls.UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -46,20 +70,36 @@ class RetryPolicy:
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
+@dataclass(frozen=True)
+class DeliverySchedule:
+    """When failed writes are tried again.
+
+    Salebot being down or odd: ``retry``. No Salebot client yet (the person has not started
+    the school's funnel bot): the same quick first retries, then up to ``missing_client``'s
+    longer cap, for ``missing_client_for`` seconds before the write is given up. Rejections
+    (bad key, missing scope, invalid variables) are not retried."""
+
+    retry: RetryPolicy = RetryPolicy()
+    missing_client: RetryPolicy = RetryPolicy(max_delay=6 * 3600.0)
+    missing_client_for: float = 14 * 24 * 3600.0
+
+
 class OutboxWorker:
     def __init__(
         self,
         database: Database,
         salebot: SalebotClient,
-        policy: RetryPolicy | None = None,
+        schedule: DeliverySchedule | None = None,
         clock: Callable[[], float] = time.time,
         batch_size: int = 50,
         idle_check: float = 60.0,
+        notifier: Notifier | None = None,
     ) -> None:
         self._database = database
         self._outbox = OutboxRepository(database)
         self._salebot = salebot
-        self._policy = policy or RetryPolicy()
+        self._schedule = schedule or DeliverySchedule()
+        self._notifier = notifier or NullNotifier()
         self._clock = clock
         self._batch_size = batch_size
         self._idle_check = idle_check
@@ -118,18 +158,7 @@ class OutboxWorker:
             client_id = await self._salebot.find_client_id(item.telegram_id)
             await self._salebot.save_variables(client_id, item.variables)
         except SalebotError as error:
-            now = self._clock()
-            delay = self._policy.delay(item.attempts + 1)
-            async with self._database.transaction() as tx:
-                await OutboxRepository.mark_failed(tx, item.id, str(error), now + delay, now)
-            log.warning(
-                "salebot write %s for telegram %s failed (attempt %d): %s; retry in %.0fs",
-                item.id,
-                item.telegram_id,
-                item.attempts + 1,
-                error,
-                delay,
-            )
+            await self._record_failure(item, error)
             return 0
         async with self._database.transaction() as tx:
             await OutboxRepository.mark_delivered(tx, item.id, self._clock())
@@ -141,3 +170,54 @@ class OutboxWorker:
             client_id,
         )
         return 1
+
+    async def _record_failure(self, item: OutboxItem, error: SalebotError) -> None:
+        now = self._clock()
+        cause = DeliveryCause.of(error)
+        attempt = item.attempts + 1
+        waited = now - item.created_at.timestamp()
+        permanent = cause is DeliveryCause.REJECTED or (
+            cause is DeliveryCause.CLIENT_NOT_FOUND and waited >= self._schedule.missing_client_for
+        )
+        if permanent:
+            async with self._database.transaction() as tx:
+                await OutboxRepository.give_up(tx, item.id, cause, str(error), now)
+            log.error(
+                "salebot write %s for telegram %s failed for good (%s): %s",
+                item.id,
+                item.telegram_id,
+                cause,
+                error,
+            )
+            self._notifier.notify(_notice_for(item, cause, error))
+            return
+        policy = (
+            self._schedule.missing_client
+            if cause is DeliveryCause.CLIENT_NOT_FOUND
+            else self._schedule.retry
+        )
+        delay = policy.delay(attempt)
+        async with self._database.transaction() as tx:
+            await OutboxRepository.reschedule(tx, item.id, cause, str(error), now + delay, now)
+        log.warning(
+            "salebot write %s for telegram %s failed (attempt %d, %s): %s; retry in %.0fs",
+            item.id,
+            item.telegram_id,
+            attempt,
+            cause,
+            error,
+            delay,
+        )
+
+    async def person_is_back(self, telegram_id: int) -> None:
+        """The person wrote to us: a write waiting for their Salebot client is tried now
+        (they may have just started the funnel bot)."""
+        if await self._outbox.retry_now(telegram_id, DeliveryCause.CLIENT_NOT_FOUND, self._clock()):
+            self.wake()
+
+
+def _notice_for(item: OutboxItem, cause: DeliveryCause, error: SalebotError) -> OperatorNotice:
+    details = {"telegram_id": str(item.telegram_id), "cause": cause, "error": str(error)}
+    if cause is DeliveryCause.REJECTED and error.http_status in {401, 403}:
+        return OperatorNotice(OperatorEvent.SALEBOT_KEY_REJECTED, details)
+    return OperatorNotice(OperatorEvent.DELIVERY_FAILED, details)

@@ -127,16 +127,18 @@ class SalebotClient:
             raise SalebotUnavailable(f"{action}: {type(error).__name__}") from error
         status = response.status_code
         if status == 429 or status >= 500:
-            raise SalebotUnavailable(f"{action}: HTTP {status}")
+            raise SalebotUnavailable(f"{action}: HTTP {status}", status)
         try:
             body = response.json()
         except ValueError as error:
-            raise SalebotBadResponse(f"{action}: HTTP {status}, body is not JSON") from error
+            raise SalebotBadResponse(
+                f"{action}: HTTP {status}, body is not JSON", status
+            ) from error
         has_status = isinstance(body, dict) and "status" in body
         if has_status and (not status_only_if_alone or set(body) <= STATUS_ANSWER_KEYS):
             _check_status(action, status, body)
         if not 200 <= status < 300:
-            raise SalebotRejected(f"{action}: HTTP {status}")
+            raise SalebotRejected(f"{action}: HTTP {status}", status)
         return body
 
 
@@ -145,6 +147,6 @@ def _check_status(action: str, http_status: int, body: dict[str, Any]) -> None:
     if status in SUCCESS_STATUSES:
         return
     if status == "client_not_found":
-        raise SalebotClientNotFound(f"{action}: client_not_found")
+        raise SalebotClientNotFound(f"{action}: client_not_found", http_status)
     detail = str(body.get("message") or status)[:200]
-    raise SalebotRejected(f"{action}: HTTP {http_status} {detail}")
+    raise SalebotRejected(f"{action}: HTTP {http_status} {detail}", http_status)

@@ -16,8 +16,10 @@ import httpx
 import pytest
 
 from sandbox.salebot import SalebotStandIn
+from sandbox.server import Fault
 from services.models import Link, salebot_variables
-from services.outbox import OutboxWorker, RetryPolicy
+from services.notifications import OperatorEvent, OperatorNotice
+from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.links import LinkRepository
@@ -54,6 +56,11 @@ async def salebot(standin: SalebotStandIn) -> AsyncIterator[SalebotClient]:
         yield SalebotClient(http, API_KEY, BOT)
 
 
+def quick(policy: RetryPolicy) -> DeliverySchedule:
+    """The same policy whatever the cause, so tests control every delay."""
+    return DeliverySchedule(retry=policy, missing_client=policy)
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "bot.sqlite3"
@@ -75,7 +82,7 @@ def clock() -> FakeClock:
 def make_worker(salebot: SalebotClient, clock: FakeClock) -> Callable[[Database], OutboxWorker]:
     def make(database: Database) -> OutboxWorker:
         policy = RetryPolicy(first_delay=FIRST_DELAY, max_delay=MAX_DELAY, jitter=0)
-        return OutboxWorker(database, salebot, policy, clock=clock)
+        return OutboxWorker(database, salebot, quick(policy), clock=clock)
 
     return make
 
@@ -352,7 +359,7 @@ async def test_run_delivers_when_woken_and_stops(
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
     # idle_check is long: only wake() can make it deliver within the deadline.
-    worker = OutboxWorker(db, salebot, RetryPolicy(jitter=0), idle_check=60.0)
+    worker = OutboxWorker(db, salebot, quick(RetryPolicy(jitter=0)), idle_check=60.0)
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.sleep(0.05)  # let it go idle first
@@ -376,7 +383,7 @@ async def test_run_retries_on_its_own_when_the_retry_is_due(
     client = standin.add_client(TELEGRAM_ID)
     standin.fail_next(FIND, status=500)
     worker = OutboxWorker(
-        db, salebot, RetryPolicy(first_delay=0.05, max_delay=0.05, jitter=0), idle_check=60.0
+        db, salebot, quick(RetryPolicy(first_delay=0.05, max_delay=0.05, jitter=0)), idle_check=60.0
     )
     await link_and_enqueue(db, time.time())
     task = asyncio.create_task(worker.run())
@@ -405,7 +412,7 @@ async def test_run_survives_an_unexpected_error(standin: SalebotStandIn, db: Dat
     client = standin.add_client(TELEGRAM_ID)
     http = httpx.AsyncClient(base_url=standin.base_url, timeout=TIMEOUT)
     flaky = FlakySalebot(http, API_KEY, BOT)
-    worker = OutboxWorker(db, flaky, RetryPolicy(jitter=0), idle_check=60.0)
+    worker = OutboxWorker(db, flaky, quick(RetryPolicy(jitter=0)), idle_check=60.0)
     await link_and_enqueue(db, time.time())
     task = asyncio.create_task(worker.run())
     try:
@@ -457,3 +464,112 @@ def test_retry_policy_survives_a_very_long_outage() -> None:
 
     assert policy.delay(1_100) == 3600.0
     assert policy.delay(10_000_000) == 3600.0
+
+
+# -- permanent failures, the missing-client schedule, a person coming back ---------------------
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.notices: list[OperatorNotice] = []
+
+    def notify(self, notice: OperatorNotice) -> None:
+        self.notices.append(notice)
+
+
+def patient_worker(
+    db: Database, salebot: SalebotClient, clock: FakeClock, notifier: RecordingNotifier
+) -> OutboxWorker:
+    schedule = DeliverySchedule(
+        retry=RetryPolicy(first_delay=FIRST_DELAY, max_delay=MAX_DELAY, jitter=0),
+        missing_client=RetryPolicy(first_delay=FIRST_DELAY, max_delay=1000.0, jitter=0),
+        missing_client_for=5000.0,
+    )
+    return OutboxWorker(db, salebot, schedule, clock=clock, notifier=notifier)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "event"),
+    [
+        (lambda sb: sb.reject_key(), OperatorEvent.SALEBOT_KEY_REJECTED),
+        (
+            lambda sb: sb.faults.add(
+                "save_variables", Fault(status=400, json_body={"status": "error"})
+            ),
+            OperatorEvent.DELIVERY_FAILED,
+        ),
+    ],
+    ids=["bad-key", "invalid-request"],
+)
+async def test_rejection_stops_retries_and_reaches_operators(
+    standin: SalebotStandIn,
+    db: Database,
+    salebot: SalebotClient,
+    clock: FakeClock,
+    break_it: Setup,
+    event: OperatorEvent,
+) -> None:
+    standin.add_client(TELEGRAM_ID)
+    notifier = RecordingNotifier()
+    worker = patient_worker(db, salebot, clock, notifier)
+    break_it(standin)
+    await link_and_enqueue(db, clock.now)
+
+    assert await worker.deliver_due() == 0
+    row = await only_row(db)
+    assert (row["state"], row["cause"]) == ("failed", "rejected")
+    assert [notice.event for notice in notifier.notices] == [event]
+    assert notifier.notices[0].details["telegram_id"] == str(TELEGRAM_ID)
+
+    seen = len(standin.requests)
+    clock.now += 10 * MAX_DELAY
+    assert await worker.deliver_due() == 0
+    assert len(standin.requests) == seen  # never tried again
+
+
+async def test_missing_client_retries_on_its_slower_schedule_then_gives_up(
+    standin: SalebotStandIn, db: Database, salebot: SalebotClient, clock: FakeClock
+) -> None:
+    notifier = RecordingNotifier()
+    worker = patient_worker(db, salebot, clock, notifier)
+    await link_and_enqueue(db, clock.now)
+
+    delays = []
+    while (await only_row(db))["state"] == "pending":
+        before = clock.now
+        await worker.deliver_due()
+        row = await only_row(db)
+        if row["state"] == "pending":
+            delays.append(row["next_attempt_at"] - before)
+            clock.now = row["next_attempt_at"]
+    # Past the usual cap (MAX_DELAY) up to the missing-client cap, and given up after 5000 s.
+    assert delays == [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]
+    assert (row["state"], row["cause"]) == ("failed", "client_not_found")
+    assert [notice.event for notice in notifier.notices] == [OperatorEvent.DELIVERY_FAILED]
+
+
+async def test_person_writing_again_retries_a_missing_client_at_once(
+    standin: SalebotStandIn, db: Database, salebot: SalebotClient, clock: FakeClock
+) -> None:
+    worker = patient_worker(db, salebot, clock, RecordingNotifier())
+    await link_and_enqueue(db, clock.now)
+    await worker.deliver_due()  # no client yet: waits FIRST_DELAY
+    standin.add_client(TELEGRAM_ID)
+
+    await worker.person_is_back(TELEGRAM_ID)
+    assert await worker.deliver_due() == 1
+    assert standin.client_variables(standin.clients[-1].id) == expected_variables()
+
+
+async def test_person_writing_again_does_not_hurry_other_causes(
+    standin: SalebotStandIn, db: Database, salebot: SalebotClient, clock: FakeClock
+) -> None:
+    standin.add_client(TELEGRAM_ID)
+    standin.set_down()
+    worker = patient_worker(db, salebot, clock, RecordingNotifier())
+    await link_and_enqueue(db, clock.now)
+    await worker.deliver_due()
+    standin.set_down(False)
+
+    await worker.person_is_back(TELEGRAM_ID)
+    assert await worker.deliver_due() == 0  # Salebot trouble keeps its own backoff

@@ -68,14 +68,41 @@ class OutboxRepository:
         )
 
     @staticmethod
-    async def mark_failed(
-        tx: aiosqlite.Connection, item_id: int, error: str, retry_at: float, now: float
+    async def reschedule(
+        tx: aiosqlite.Connection,
+        item_id: int,
+        cause: str,
+        error: str,
+        retry_at: float,
+        now: float,
     ) -> None:
+        """A failed attempt that will be tried again at ``retry_at``."""
         await tx.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
-            "updated_at = ? WHERE id = ? AND state = 'pending'",
-            (error, retry_at, _iso(now), item_id),
+            "UPDATE outbox SET attempts = attempts + 1, cause = ?, last_error = ?, "
+            "next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+            (cause, error, retry_at, _iso(now), item_id),
         )
+
+    @staticmethod
+    async def give_up(
+        tx: aiosqlite.Connection, item_id: int, cause: str, error: str, now: float
+    ) -> None:
+        """A failed attempt that no retry can mend: kept as 'failed' for the operators."""
+        await tx.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, cause = ?, "
+            "last_error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+            (cause, error, _iso(now), item_id),
+        )
+
+    async def retry_now(self, telegram_id: int, cause: str, now: float) -> int:
+        """Make this person's pending items that wait for ``cause`` due at once."""
+        async with self._database.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE telegram_id = ? "
+                "AND state = 'pending' AND cause = ? AND next_attempt_at > ?",
+                (now, telegram_id, cause, now),
+            )
+            return cursor.rowcount
 
 
 def _iso(timestamp: float) -> str:
@@ -90,4 +117,6 @@ def _to_item(row: aiosqlite.Row) -> OutboxItem:
         attempts=int(row["attempts"]),
         next_attempt_at=float(row["next_attempt_at"]),
         last_error=row["last_error"],
+        cause=row["cause"],
+        created_at=datetime.fromisoformat(row["created_at"]),
     )
