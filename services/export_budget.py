@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable
 
 from services.errors import GetCourseBudgetExhausted
-from services.storage.database import Database
+from services.storage.database import Database, fetch_one
+from services.storage.getcourse_exports import ExportLog
 
 WINDOW_SECONDS = 2 * 60 * 60
+PAUSE_NAME = "getcourse_export"
 
 
 class ExportBudget:
@@ -22,11 +24,21 @@ class ExportBudget:
         self._database = database
         self.limit = limit
         self._clock = clock
+        # The exports we started belong to the same bookkeeping of our export-API use.
+        self.exports = ExportLog(database)
 
     async def spend(self, kind: str) -> None:
-        """Record one request about to be sent, or raise if the window has no room for it."""
+        """Record one request about to be sent, or raise if the window has no room for it
+        or export traffic is paused."""
         now = self._clock()
         async with self._database.transaction() as tx:
+            pause = await fetch_one(
+                tx, "SELECT until, cause FROM service_pauses WHERE name = ?", (PAUSE_NAME,)
+            )
+            if pause is not None and pause["until"] > now:
+                raise GetCourseBudgetExhausted(
+                    f"export traffic paused ({pause['cause']})", retry_after=pause["until"] - now
+                )
             await tx.execute(
                 "DELETE FROM getcourse_export_requests WHERE at <= ?", (now - WINDOW_SECONDS,)
             )
@@ -47,6 +59,24 @@ class ExportBudget:
             await tx.execute(
                 "INSERT INTO getcourse_export_requests (at, kind) VALUES (?, ?)", (now, kind)
             )
+
+    async def pause(self, seconds: float, cause: str) -> None:
+        """Stop all export traffic for ``seconds``; kept in the database, so a restart does
+        not resume hammering an account that GetCourse has cut off."""
+        now = self._clock()
+        async with self._database.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO service_pauses (name, until, cause) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET until = MAX(until, excluded.until), "
+                "cause = excluded.cause",
+                (PAUSE_NAME, now + seconds, cause),
+            )
+
+    async def paused_until(self) -> float | None:
+        row = await self._database.fetchone(
+            "SELECT until FROM service_pauses WHERE name = ?", (PAUSE_NAME,)
+        )
+        return float(row["until"]) if row and row["until"] > self._clock() else None
 
     async def used(self) -> int:
         """Requests spent in the current window."""

@@ -30,11 +30,14 @@ from services.errors import (
     GetCourseRateLimited,
     GetCourseUnavailable,
 )
-from services.export_budget import ExportBudget
+from services.export_budget import WINDOW_SECONDS, ExportBudget
 from services.models import GetCourseUser
+from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 
 log = logging.getLogger(__name__)
 
+# How old a started export may be for a later lookup of the same email to collect it.
+RESUMABLE_EXPORT_AGE = 60 * 60.0
 NOT_READY_CODES = frozenset({909, 910})  # 910 appears in one client only; harmless to accept
 CONFIG_ERROR_CODES = {
     901: "GetCourse rejected the API key (901): check GETCOURSE_API_KEY and the account domain",
@@ -84,7 +87,11 @@ class PollSchedule:
 
 
 class GetCourseClient:
-    """Looks users up by email; one export at a time for the account (GetCourse allows no more)."""
+    """Looks users up by email; one export at a time for the account (GetCourse allows no more).
+
+    Everything one lookup does (waiting for the account's export slot, retrying a start that
+    GetCourse refused with 905, polling) fits in ``PollSchedule.give_up_after``; past that the
+    answer is "try later"."""
 
     def __init__(
         self,
@@ -92,47 +99,104 @@ class GetCourseClient:
         api_key: str,
         budget: ExportBudget,
         schedule: PollSchedule | None = None,
+        notifier: Notifier | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
         self._api_key = api_key
         self._budget = budget
+        self._exports = budget.exports
         self._schedule = schedule or PollSchedule()
+        self._notifier = notifier or NullNotifier()
         self._sleep = sleep
+        self._clock = clock
         self._export_lock = asyncio.Lock()
 
     async def find_user_by_email(self, email: str) -> GetCourseUser | None:
-        async with self._export_lock:
-            export_id = await self._start_export({"email": email})
-            log.info("getcourse export %s started for %s", export_id, mask_email(email))
-            data = await self._collect_export(export_id)
+        deadline = time.monotonic() + self._schedule.give_up_after
+        try:
+            async with asyncio.timeout(self._schedule.give_up_after):
+                await self._export_lock.acquire()
+        except TimeoutError:
+            raise GetCourseBusy("too many lookups waiting for the export slot") from None
+        try:
+            data = await self._export_rows(email, deadline)
+        except GetCourseRateLimited:
+            # The school's whole budget is gone: every export call until the window clears
+            # would extend the outage for all its integrations.
+            await self._budget.pause(WINDOW_SECONDS, "GetCourse answered 903")
+            self._notifier.notify(OperatorNotice(OperatorEvent.GETCOURSE_BUDGET_EXHAUSTED))
+            raise
+        except GetCourseConfigError as error:
+            self._notifier.notify(
+                OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": str(error)})
+            )
+            raise
+        finally:
+            self._export_lock.release()
         if data is None:
             return None
         users = [user for user in _rows_to_users(data) if same_email(user.email, email)]
         if len(users) > 1:
             log.warning(
-                "getcourse export %s: %d users share %s; taking the first",
-                export_id,
-                len(users),
+                "getcourse export for %s: %d users share the email; taking the first",
                 mask_email(email),
+                len(users),
             )
         return users[0] if users else None
 
-    async def _start_export(self, filters: dict[str, str]) -> int:
-        envelope = await self._call("start", "/pl/api/account/users", filters)
-        if not envelope.success:
-            raise _error_from(envelope)
+    async def _export_rows(self, email: str, deadline: float) -> _ExportData | None:
+        """Collect the export of this email we started before a restart, or start one."""
+        saved = await self._exports.open_export_for(
+            email, since=self._clock() - RESUMABLE_EXPORT_AGE
+        )
+        if saved is not None:
+            log.info("getcourse export %s resumed for %s", saved.export_id, mask_email(email))
+            export_id = saved.export_id
+        else:
+            export_id = await self._start_export(email, deadline)
         try:
-            return _ExportStarted.model_validate(envelope.info).export_id
+            data = await self._collect_export(export_id, deadline)
+        except GetCourseExportTimeout:
+            raise  # left open: the next lookup of this email collects it
+        except GetCourseError:
+            await self._exports.finished(export_id, "failed", self._clock())
+            raise
+        await self._exports.finished(export_id, "found" if data else "empty", self._clock())
+        return data
+
+    async def _start_export(self, email: str, deadline: float) -> int:
+        delay = self._schedule.first_delay
+        while True:
+            envelope = await self._call("start", "/pl/api/account/users", {"email": email})
+            if envelope.success:
+                break
+            error = _error_from(envelope)
+            # 905: another export of the school is building (maybe another integration's);
+            # it finishes in seconds to a minute, so wait while the person's patience lasts.
+            if not isinstance(error, GetCourseBusy) or time.monotonic() + delay > deadline:
+                raise error
+            log.info("getcourse busy (905); starting again in %.0fs", delay)
+            await self._sleep(delay)
+            delay = min(delay * self._schedule.growth, self._schedule.max_interval)
+        try:
+            export_id = _ExportStarted.model_validate(envelope.info).export_id
         except ValidationError as error:
             raise GetCourseBadResponse("export start answer has no export_id") from error
+        await self._exports.started(export_id, email, self._clock())
+        log.info("getcourse export %s started for %s", export_id, mask_email(email))
+        return export_id
 
-    async def _collect_export(self, export_id: int) -> _ExportData | None:
+    async def _collect_export(self, export_id: int, deadline: float) -> _ExportData | None:
         """Poll until ready; ``None`` when GetCourse says nothing matched."""
         schedule = self._schedule
-        started = time.monotonic()
         delay = schedule.first_delay
         while True:
+            if time.monotonic() + delay > deadline:
+                raise GetCourseExportTimeout(
+                    f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
+                )
             await self._sleep(delay)
             envelope = await self._call("poll", f"/pl/api/account/exports/{export_id}", {})
             if envelope.success and isinstance(envelope.info, dict) and "items" in envelope.info:
@@ -148,10 +212,6 @@ class GetCourseClient:
             not_ready = "еще не создан" in message.replace("ё", "е")
             if envelope.error_code not in NOT_READY_CODES and not not_ready:
                 raise _error_from(envelope)
-            if time.monotonic() - started + delay > schedule.give_up_after:
-                raise GetCourseExportTimeout(
-                    f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
-                )
             delay = min(delay * schedule.growth, schedule.max_interval)
 
     async def _call(self, kind: str, path: str, params: dict[str, str]) -> _Envelope:

@@ -169,9 +169,7 @@ async def test_slow_export_polled_until_ready(standins: StandIns, app: App) -> N
 @pytest.mark.parametrize(
     "misbehave",
     [
-        pytest.param(lambda gc: gc.fail_next("users", error_code=905), id="busy-905"),
-        pytest.param(lambda gc: gc.fail_next("users", error_code=903), id="over-budget-903"),
-        pytest.param(lambda gc: gc.fail_next("exports", error_code=903), id="903-while-polling"),
+        pytest.param(lambda gc: gc.fail_next("users", error_code=905, times=10**6), id="busy-905"),
         pytest.param(lambda gc: gc.faults.add("users", Fault(status=500)), id="http-500"),
         pytest.param(lambda gc: gc.faults.add("users", Fault(body="<html>oops</html>")), id="html"),
         pytest.param(lambda gc: gc.faults.add("exports", Fault(body="")), id="empty-body"),
@@ -198,10 +196,29 @@ async def test_getcourse_trouble_means_try_later(
         assert standins.salebot.requests == []
 
         # Once GetCourse is well again, the same person links without starting over.
+        standins.getcourse.faults.clear()
         standins.getcourse.not_ready_polls = 0
         standins.getcourse.complete_exports()
         ivan.says("ivan.petrov@example.com")
         await ivan.reply("Готово")
+
+
+@pytest.mark.parametrize("endpoint", ["users", "exports"])
+async def test_over_budget_903_means_try_later_and_pauses_exports(
+    standins: StandIns, app: App, endpoint: str
+) -> None:
+    standins.getcourse.fail_next(endpoint, error_code=903)
+    ivan = Person(standins.telegram, IVAN)
+    ivan.says("ivan.petrov@example.com")
+    await ivan.reply("Проверяю")
+    assert "Сейчас не получается проверить" in (await ivan.reply()).text
+    sent = len(standins.getcourse.requests)
+
+    ivan.says("ivan.petrov@example.com")  # still "try later", and GetCourse is left alone
+    await ivan.reply("Проверяю")
+    assert "Сейчас не получается проверить" in (await ivan.reply()).text
+    assert len(standins.getcourse.requests) == sent
+    assert await app.services.links.current_link(IVAN) is None
 
 
 async def test_getcourse_unreachable_means_try_later(standins: StandIns) -> None:

@@ -29,6 +29,7 @@ from services.errors import (
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient, PollSchedule
 from services.models import GetCourseUser
+from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.database import Database
 
 # URL-safe, so it would appear verbatim wherever a request URL leaks into a message.
@@ -210,14 +211,16 @@ async def test_ignored_email_filter_is_rechecked_on_our_side(
 # ----- error mapping --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("endpoint", ["users", "exports"])
 @pytest.mark.parametrize(
-    ("code", "error"),
+    ("endpoint", "code", "error"),
     [
-        (905, GetCourseBusy),
-        (903, GetCourseRateLimited),
-        (901, GetCourseConfigError),
-        (917, GetCourseConfigError),
+        ("exports", 905, GetCourseBusy),  # a busy start is retried instead: see below
+        ("users", 903, GetCourseRateLimited),
+        ("exports", 903, GetCourseRateLimited),
+        ("users", 901, GetCourseConfigError),
+        ("exports", 901, GetCourseConfigError),
+        ("users", 917, GetCourseConfigError),
+        ("exports", 917, GetCourseConfigError),
     ],
 )
 async def test_error_codes_map_to_typed_errors(
@@ -641,3 +644,130 @@ async def test_row_shorter_than_header(budget: ExportBudget) -> None:
     user = await find(script, budget, "ivan@example.com")
 
     assert user == GetCourseUser(id="5", email="ivan@example.com", first_name="Иван")
+
+
+# ----- busy, cut off, misconfigured, resumed -----------------------------------------------------
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.events: list[OperatorEvent] = []
+
+    def notify(self, notice: OperatorNotice) -> None:
+        self.events.append(notice.event)
+
+
+async def test_busy_start_is_retried_within_patience(
+    client: GetCourseClient, standin: GetCourseStandIn
+) -> None:
+    standin.fail_next("users", error_code=905, times=2)
+
+    user = await client.find_user_by_email("ivan.petrov@example.com")
+
+    assert user is not None
+    assert endpoints(standin) == ["users", "users", "users", "exports"]
+    assert [r.error_code for r in standin.requests][:2] == [905, 905]
+
+
+async def test_busy_beyond_patience_is_busy(
+    http: httpx.AsyncClient, budget: ExportBudget, standin: GetCourseStandIn
+) -> None:
+    standin.fail_next("users", error_code=905, times=10**6)
+    schedule = PollSchedule(first_delay=0.01, max_interval=0.02, give_up_after=0.1)
+    client = GetCourseClient(http, KEY, budget, schedule)
+
+    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), GetCourseBusy)
+    assert set(endpoints(standin)) == {"users"}
+    assert await budget.used() == len(standin.requests)
+
+
+async def test_over_budget_903_pauses_all_export_traffic_across_restarts(
+    tmp_path: Path, standin: GetCourseStandIn, http: httpx.AsyncClient
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    clock = FakeClock(1_000_000.0)
+    notifier = RecordingNotifier()
+    standin.fail_next("users", error_code=903)
+    database = await Database.open(path)
+    try:
+        budget = ExportBudget(database, 60, clock=clock)
+        client = GetCourseClient(http, KEY, budget, FAST, notifier=notifier, clock=clock)
+        await expect_error(
+            client.find_user_by_email("ivan.petrov@example.com"), GetCourseRateLimited
+        )
+        assert notifier.events == [OperatorEvent.GETCOURSE_BUDGET_EXHAUSTED]
+    finally:
+        await database.close()
+
+    database = await Database.open(path)  # a restart does not resume hammering
+    try:
+        budget = ExportBudget(database, 60, clock=clock)
+        client = GetCourseClient(http, KEY, budget, FAST, notifier=notifier, clock=clock)
+        clock.now += TWO_HOURS - 1
+        error = await expect_error(
+            client.find_user_by_email("ivan.petrov@example.com"), GetCourseBudgetExhausted
+        )
+        assert error.retry_after == pytest.approx(1)
+        assert len(standin.requests) == 1  # nothing sent while paused
+
+        clock.now += 1
+        assert await client.find_user_by_email("ivan.petrov@example.com") is not None
+    finally:
+        await database.close()
+    assert notifier.events == [OperatorEvent.GETCOURSE_BUDGET_EXHAUSTED]
+
+
+async def test_misconfiguration_reaches_operators(
+    http: httpx.AsyncClient, budget: ExportBudget, standin: GetCourseStandIn
+) -> None:
+    notifier = RecordingNotifier()
+    client = GetCourseClient(http, KEY, budget, FAST, notifier=notifier)
+    standin.fail_next("users", error_code=901)
+
+    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), GetCourseConfigError)
+    assert notifier.events == [OperatorEvent.GETCOURSE_MISCONFIGURED]
+
+
+async def test_started_export_is_collected_later_instead_of_started_again(
+    tmp_path: Path, standin: GetCourseStandIn, http: httpx.AsyncClient
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    standin.not_ready_polls = 10**6
+    patience = PollSchedule(first_delay=0.01, max_interval=0.02, give_up_after=0.1)
+    database = await Database.open(path)
+    try:
+        client = GetCourseClient(http, KEY, ExportBudget(database, 100), patience)
+        await expect_error(
+            client.find_user_by_email("ivan.petrov@example.com"), GetCourseExportTimeout
+        )
+    finally:
+        await database.close()
+
+    standin.not_ready_polls = 0
+    standin.complete_exports()
+    database = await Database.open(path)  # as after a restart
+    try:
+        client = GetCourseClient(http, KEY, ExportBudget(database, 100), FAST)
+        user = await client.find_user_by_email("ivan.petrov@example.com")
+    finally:
+        await database.close()
+    assert user is not None
+    assert standin.exports_started() == 1  # collected by its saved export_id
+    assert endpoints(standin)[-1] == "exports"
+
+
+async def test_lookups_waiting_too_long_for_the_export_slot_are_busy(
+    http: httpx.AsyncClient, budget: ExportBudget, standin: GetCourseStandIn
+) -> None:
+    standin.not_ready_polls = 10**6
+    patience = PollSchedule(first_delay=0.01, max_interval=0.02, give_up_after=0.2)
+    client = GetCourseClient(http, KEY, budget, patience)
+
+    first, second = await asyncio.gather(
+        client.find_user_by_email("ivan.petrov@example.com"),
+        client.find_user_by_email("anna@example.org"),
+        return_exceptions=True,
+    )
+    assert isinstance(first, GetCourseExportTimeout)
+    assert isinstance(second, GetCourseBusy)
+    assert standin.exports_started() == 1
