@@ -1,4 +1,5 @@
-"""``python -m bot [run | sandbox]``: run the bot in MODE, or try it against local stand-ins."""
+"""``python -m bot [run | check | sandbox]``: run the bot in MODE, check its settings and
+connections, or try it against local stand-ins."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "sandbox"],
-        help="run: the bot in MODE (default); sandbox: chat with it against local stand-ins",
+        choices=["run", "check", "sandbox"],
+        help="run: the bot in MODE (default); check: settings, Telegram, GetCourse and Salebot; "
+        "sandbox: chat with it against local stand-ins",
     )
     args = parser.parse_args(argv)
     if args.command == "sandbox":
         from bot.sandbox_cli import run_sandbox
 
         return asyncio.run(run_sandbox())
+    if args.command == "check":
+        return check()
     return run()
 
 
@@ -34,18 +38,21 @@ def run() -> int:
         print(error, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
-    if settings.mode != "polling":
-        print("Configuration error: MODE=webhook is not available yet", file=sys.stderr)
+    from bot.serve import serve
+
+    return asyncio.run(serve(settings))
+
+
+def check() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"FAIL  settings   {error}")
         return 2
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    from bot.check import run_check
 
-    from bot.app import App
-
-    async def polling() -> None:
-        async with App.running(settings) as app:
-            await app.run_polling()
-
-    asyncio.run(polling())
-    return 0
+    return asyncio.run(run_check(settings))
 
 
 if __name__ == "__main__":

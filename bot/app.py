@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import typing
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -15,25 +17,45 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeChatMember
+from pydantic import SecretStr
 
 from bot import __version__
+from bot.draining import finish_tasks
 from bot.fsm_storage import SQLiteStorage
+from bot.metrics import Metrics
+from bot.middlewares import LogContextMiddleware, UpdateMetricsMiddleware
 from bot.settings import Settings
+from bot.telegram_retry import RetryAfterMiddleware
 from handlers import get_routers
+from handlers.middlewares import FloodGuard, PersonIsBack
+from handlers.notices import render_notices
+from handlers.operators import OPERATOR_COMMANDS
+from handlers.profiles import ProfileMiddleware
 from handlers.texts import Texts
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient, PollSchedule
-from services.linking import LinkService
+from services.health import CallTracker
+from services.linking import ConflictPolicy, LinkService
+from services.lookup_gate import LookupGate, LookupLimits
+from services.notifications import GroupingNotifier, NoticeGroup
+from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
+from services.profiles import ProfileBook
+from services.reachability import Reachability
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
+from services.storage.instance_lock import InstanceLock
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"gc-salebot-link-bot/{__version__}"
+STUDENT_COMMANDS = ("start", "email", "cancel")
+# The first notice after a quiet spell waits this long for the rest of its burst.
+NOTICE_GATHER_SECONDS = 2.0
 
 
 @dataclass
@@ -46,6 +68,11 @@ class Services:
     salebot: SalebotClient
     outbox: OutboxWorker
     links: LinkService
+    reachability: Reachability
+    calls: CallTracker  # how GetCourse and Salebot answered lately
+    notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
+    profiles: ProfileBook
+    operators: OperatorConsole
 
     async def close(self) -> None:
         await self.getcourse_http.aclose()
@@ -67,6 +94,11 @@ async def create_services(settings: Settings) -> Services:
         headers={"User-Agent": USER_AGENT},
     )
     budget = ExportBudget(database, settings.getcourse_export_budget)
+    calls = CallTracker()
+    notifier = GroupingNotifier(
+        interval=settings.operator_notice_interval,
+        gather=min(NOTICE_GATHER_SECONDS, settings.operator_notice_interval),
+    )
     getcourse = GetCourseClient(
         getcourse_http,
         settings.getcourse_api_key.get_secret_value(),
@@ -76,9 +108,14 @@ async def create_services(settings: Settings) -> Services:
             max_interval=settings.getcourse_poll_max_interval,
             give_up_after=settings.getcourse_lookup_timeout,
         ),
+        calls=calls,
+        notifier=notifier,
     )
     salebot = SalebotClient(
-        salebot_http, settings.salebot_api_key.get_secret_value(), settings.salebot_bot_username
+        salebot_http,
+        settings.salebot_api_key.get_secret_value(),
+        settings.salebot_bot_username,
+        calls=calls,
     )
     first_delay = settings.salebot_retry_first_delay
     outbox = OutboxWorker(
@@ -89,15 +126,65 @@ async def create_services(settings: Settings) -> Services:
             missing_client=RetryPolicy(first_delay, settings.salebot_missing_client_max_delay),
             missing_client_for=settings.salebot_missing_client_days * 24 * 3600,
         ),
+        notifier=notifier,
     )
-    links = LinkService(database, getcourse, on_enqueued=outbox.wake)
+    links = LinkService(
+        database,
+        getcourse,
+        on_enqueued=outbox.wake,
+        gate=LookupGate(
+            database,
+            LookupLimits(
+                per_person_per_hour=settings.link_attempts_per_hour,
+                everyone_per_hour=settings.getcourse_lookups_per_hour,
+            ),
+        ),
+        conflict_policy=ConflictPolicy(settings.link_conflict),
+        notifier=notifier,
+    )
+    operators = OperatorConsole(
+        database,
+        getcourse,
+        budget,
+        calls,
+        on_enqueued=outbox.wake,
+        deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
+        keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
+    )
     return Services(
-        database, getcourse_http, salebot_http, budget, getcourse, salebot, outbox, links
+        database=database,
+        getcourse_http=getcourse_http,
+        salebot_http=salebot_http,
+        budget=budget,
+        getcourse=getcourse,
+        salebot=salebot,
+        outbox=outbox,
+        links=links,
+        reachability=Reachability(database),
+        calls=calls,
+        notifier=notifier,
+        profiles=ProfileBook(database),
+        operators=operators,
     )
+
+
+def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Every setting except the secrets, as (NAME, value), for an operator's /health."""
+    summary = []
+    for name, value in settings:
+        # By declared type, so an unset secret is left out as well as a set one.
+        annotation = Settings.model_fields[name].annotation
+        if annotation is SecretStr or SecretStr in typing.get_args(annotation):
+            continue
+        if isinstance(value, frozenset):
+            value = ",".join(str(item) for item in sorted(value))
+        summary.append((name.upper(), "" if value is None else str(value)))
+    return tuple(summary)
 
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -105,17 +192,29 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_dispatcher(settings: Settings, database: Database, links: LinkService) -> Dispatcher:
+def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
     dispatcher = Dispatcher(
-        storage=SQLiteStorage(DialogStateRepository(database)),
+        storage=SQLiteStorage(DialogStateRepository(services.database)),
         # One person's updates are handled one after another, everyone else's in parallel.
         events_isolation=SimpleEventIsolation(),
         settings=settings,
         texts=Texts.load(settings.language),
-        link_service=links,
+        link_service=services.links,
+        operator_ids=settings.operator_ids,
+        operator_console=services.operators,
+        profile_book=services.profiles,
+        reachability=services.reachability,
     )
+    for observer in (dispatcher.message, dispatcher.callback_query):
+        observer.outer_middleware(FloodGuard(exempt=settings.operator_ids))
+        observer.outer_middleware(PersonIsBack(services.outbox, services.reachability))
+    dispatcher.update.outer_middleware(ProfileMiddleware())
     dispatcher.include_routers(*get_routers())
     return dispatcher
+
+
+async def send_notices(bot: Bot, chat_id: int, texts: Texts, batch: list[NoticeGroup]) -> None:
+    await bot.send_message(chat_id, render_notices(texts, batch))
 
 
 @dataclass
@@ -124,32 +223,95 @@ class App:
     services: Services
     bot: Bot
     dispatcher: Dispatcher
+    metrics: Metrics
+    lock: InstanceLock
+    outbox_task: asyncio.Task[None]
+    lock_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_deadline: float | None = None  # loop time; set once stopping began
 
     @classmethod
     @contextlib.asynccontextmanager
     async def running(cls, settings: Settings) -> AsyncIterator[App]:
-        """Services up and the outbox worker delivering; everything closed on the way out."""
+        """Services up, the database lock held and the outbox worker delivering; everything
+        closed on the way out. Raises ``InstanceLockHeld`` while another process runs on
+        the database."""
         services = await create_services(settings)
+        lock = InstanceLock(services.database, settings.mode)
+        try:
+            await lock.acquire()
+        except BaseException:
+            await services.close()
+            raise
         bot = create_bot(settings)
-        dispatcher = create_dispatcher(settings, services.database, services.links)
-        app = cls(settings, services, bot, dispatcher)
+        dispatcher = create_dispatcher(settings, services)
+        metrics = Metrics()
+        services.calls.subscribe(metrics.observe_call)
+        dispatcher.update.outer_middleware(LogContextMiddleware())
+        dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
         worker = asyncio.create_task(services.outbox.run(), name="outbox")
+        background = {worker}
+        if settings.operator_chat_id is not None:
+            deliver = functools.partial(
+                send_notices, bot, settings.operator_chat_id, Texts.load(settings.language)
+            )
+            background.add(
+                asyncio.create_task(services.notifier.run(deliver), name="operator-notices")
+            )
+        app = cls(settings, services, bot, dispatcher, metrics, lock, worker)
+        keeper = asyncio.create_task(lock.keep(app._on_lock_lost), name="instance-lock")
         try:
             yield app
         finally:
+            keeper.cancel()
             services.outbox.stop()
-            await worker
+            services.notifier.stop()
+            # The item in delivery may finish; cut off, it stays queued for the next start.
+            await finish_tasks({*background, keeper}, app.begin_stop(), "background tasks")
             await bot.session.close()
+            await lock.release()
             await services.close()
 
+    def begin_stop(self) -> float:
+        """Note that the app no longer takes updates, and fix the one deadline (loop time)
+        that everything stopping shares: SHUTDOWN_TIMEOUT from the first call."""
+        if self.stop_deadline is None:
+            loop = asyncio.get_running_loop()
+            self.stop_deadline = loop.time() + self.settings.shutdown_timeout
+        return self.stop_deadline
+
+    def _on_lock_lost(self) -> None:
+        # Another process delivers now: stop at once rather than write twice.
+        self.services.outbox.stop()
+        self.lock_lost.set()
+
     async def publish_commands(self) -> None:
+        """Students see their commands; operators also see theirs, in their private chat with
+        the bot and in the operator chat (a scope per operator, so nobody else sees them)."""
         texts = Texts.load(self.settings.language)
-        await self.bot.set_my_commands(
-            [
+
+        def commands(names: tuple[str, ...]) -> list[BotCommand]:
+            return [
                 BotCommand(command=name, description=texts.render(f"command_{name}"))
-                for name in ("start", "email", "cancel")
+                for name in names
             ]
-        )
+
+        await self.bot.set_my_commands(commands(STUDENT_COMMANDS))
+        chat_id = self.settings.operator_chat_id
+        for operator_id in sorted(self.settings.operator_ids):
+            menus: list[tuple[BotCommandScopeChat | BotCommandScopeChatMember, tuple[str, ...]]]
+            menus = [
+                (BotCommandScopeChat(chat_id=operator_id), STUDENT_COMMANDS + OPERATOR_COMMANDS)
+            ]
+            if chat_id is not None:
+                # The student dialog works in private chats only.
+                member = BotCommandScopeChatMember(chat_id=chat_id, user_id=operator_id)
+                menus.append((member, OPERATOR_COMMANDS))
+            for scope, names in menus:
+                try:
+                    await self.bot.set_my_commands(commands(names), scope=scope)
+                except TelegramAPIError as error:
+                    # Telegram knows no chat with someone who never wrote to the bot.
+                    log.warning("operator %s: command menu not set: %s", operator_id, error)
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
         """Long polling until SIGINT/SIGTERM; the webhook is removed first (Telegram refuses

@@ -35,7 +35,7 @@ HELP = """Type a message as the student and press Enter. Sandbox commands:
   :press N     press button N of the bot's last message
   :photo       send a photo instead of text
   :user ID     talk as another Telegram user (demo students: 100000001-100000005;
-               100000099 has no Salebot client yet)
+               100000099 has no Salebot client yet; 900000001 is an operator: /help)
   :salebot     show what Salebot holds for this user
   :funnel      this user starts the school's Salebot funnel bot (Salebot gets a client)
   :help        this text

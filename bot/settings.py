@@ -38,8 +38,12 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0:8080"
+    webhook_drop_pending_updates: bool = False
+    health_listen: str | None = None
+    shutdown_timeout: float = Field(default=8.0, gt=0)
     operator_ids: Annotated[frozenset[int], NoDecode]
     operator_chat_id: int | None = None
+    operator_notice_interval: float = Field(default=60.0, gt=0)
 
     getcourse_account: str | None = None
     getcourse_base_url: str | None = None
@@ -56,6 +60,11 @@ class Settings(BaseSettings):
     salebot_retry_max_delay: float = Field(default=3600.0, gt=0)
     salebot_missing_client_max_delay: float = Field(default=6 * 3600.0, gt=0)
     salebot_missing_client_days: float = Field(default=14.0, gt=0)
+    salebot_keep_variables_on_unlink: bool = False
+
+    link_conflict: Literal["refuse", "replace"] = "refuse"
+    link_attempts_per_hour: int = Field(default=5, ge=1)
+    getcourse_lookups_per_hour: int = Field(default=30, ge=1)
 
     database_path: Path = Path("data/bot.sqlite3")
     language: Literal["ru", "en"] = "ru"
@@ -127,12 +136,12 @@ class Settings(BaseSettings):
             raise ValueError("must be the Telegram bot username, such as school_funnel_bot")
         return username
 
-    @field_validator("webhook_listen")
+    @field_validator("webhook_listen", "health_listen")
     @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, _, port = value.strip().rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, such as 0.0.0.0:8080")
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        split_host_port(value)
         return value.strip()
 
     @model_validator(mode="after")
@@ -186,6 +195,14 @@ def _first_problem(error: ValidationError) -> str:
     if problem["type"] == "missing":
         return f"Configuration error: {names[0]} is required but not set"
     return f"Configuration error: {names[0]}: {message}"
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:8080"`` -> ``("0.0.0.0", 8080)``; ``"[::]:8080"`` -> ``("::", 8080)``."""
+    host, _, port = value.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, such as 0.0.0.0:8080")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def _is_loopback(host: str) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, student
+from handlers import errors, fallback, operators, student
 
 
 def get_routers() -> list[Router]:
-    return [errors.router(), student.router()]
+    # Operators first: their router takes only operators' updates and passes everyone else's
+    # on untouched, so to a student an operator command is just an unknown command.
+    return [errors.router(), operators.router(), student.router(), fallback.router()]

@@ -6,12 +6,18 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import ErrorEvent
 
 from handlers.texts import Texts
+from services.reachability import Reachability
 
 log = logging.getLogger(__name__)
+
+# Refusals that mean "nothing left to do": the message already says what we wanted it to say,
+# or a button press is too old to answer.
+BENIGN_BAD_REQUESTS = ("message is not modified", "query is too old")
 
 
 def router() -> Router:
@@ -20,8 +26,22 @@ def router() -> Router:
     return router
 
 
-async def on_error(event: ErrorEvent, bot: Bot, texts: Texts) -> None:
+async def on_error(event: ErrorEvent, bot: Bot, texts: Texts, reachability: Reachability) -> None:
     update = event.update
+    failure = event.exception
+    if isinstance(failure, TelegramForbiddenError):
+        # The person blocked the bot: nothing to tell them, and nothing to retry.
+        if isinstance(failure.method, SendMessage | EditMessageText) and isinstance(
+            failure.method.chat_id, int
+        ):
+            await reachability.blocked_by(failure.method.chat_id)
+        log.info("update %s: telegram refused to deliver (%s)", update.update_id, failure.message)
+        return
+    if isinstance(failure, TelegramBadRequest) and any(
+        benign in failure.message for benign in BENIGN_BAD_REQUESTS
+    ):
+        log.info("update %s: %s", update.update_id, failure.message)
+        return
     log.error(
         "update %s failed: %s",
         update.update_id,

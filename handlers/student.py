@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart, StateFilter
@@ -14,8 +15,14 @@ from aiogram.utils.chat_action import ChatActionSender
 from handlers.keyboards import ChangeEmail, change_email_keyboard
 from handlers.texts import Texts
 from services.email import MAX_EMAIL_LENGTH, mask_email, normalize_email
-from services.errors import GetCourseError, InvalidEmail
-from services.linking import Linked, LinkService
+from services.errors import (
+    GetCourseError,
+    InvalidEmail,
+    LookupRefused,
+    LookupsThrottled,
+    TooManyAttempts,
+)
+from services.linking import Conflict, Linked, LinkService
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +132,12 @@ async def on_email(
     try:
         async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
             outcome = await link_service.link(telegram_id, email)
+    except TooManyAttempts as refused:
+        await message.answer(texts.render("too_many_attempts", minutes=_minutes(refused)))
+        return
+    except LookupsThrottled as refused:
+        await message.answer(texts.render("lookups_throttled", minutes=_minutes(refused)))
+        return
     except GetCourseError as error:
         log.warning("lookup for telegram %s could not be completed: %s", telegram_id, error)
         await message.answer(texts.render("try_later"))
@@ -133,12 +146,19 @@ async def on_email(
         await state.clear()
         key = "relinked" if outcome.previous is not None else "linked"
         await message.answer(texts.render(key, email=outcome.link.email))
+    elif isinstance(outcome, Conflict):
+        await state.clear()
+        await message.answer(texts.render("conflict", email=outcome.email))
     else:
         await message.answer(texts.render("not_found", email=outcome.email))
 
 
 async def on_not_text(message: Message, texts: Texts) -> None:
     await message.answer(texts.render("not_text"))
+
+
+def _minutes(refused: LookupRefused) -> int:
+    return max(1, math.ceil(refused.retry_after / 60))
 
 
 def _quote(text: str) -> str:

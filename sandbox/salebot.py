@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import http
 import json
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -147,6 +148,8 @@ class SalebotStandIn(LoopbackServer):
         self.callbacks: list[CallbackRecord] = []
         self._down = False
         self._reject_key = False
+        self._failure_rate = 0.0
+        self._random = random.Random(0)
         # Set by stop() so that delayed answers end at once instead of holding up shutdown.
         self._stopping = asyncio.Event()
         self._clients: dict[int, SalebotClientRecord] = {}
@@ -226,6 +229,11 @@ class SalebotStandIn(LoopbackServer):
     def set_down(self, down: bool = True) -> None:
         """While down, every request answers HTTP 503 with an HTML page (a proxy in front)."""
         self._down = down
+
+    def fail_randomly(self, rate: float, *, seed: int = 0) -> None:
+        """Answer HTTP 500 to this share of requests, chosen by a seeded generator (repeatable)."""
+        self._failure_rate = rate
+        self._random = random.Random(seed)
 
     def reject_key(self, flag: bool = True) -> None:
         """While set, even the right key is refused (a revoked key)."""
@@ -328,6 +336,8 @@ class SalebotStandIn(LoopbackServer):
     ) -> web.Response:
         if self._down:
             return _html_fault(503).response()
+        if self._failure_rate and self._random.random() < self._failure_rate:
+            return _html_fault(500).response()
         if key is None or not record.action:
             return _json(404, {"status": "error", "message": "Not found"})
         # The reference does not know what a wrong key gets; 401 + JSON is this stand-in's pick.

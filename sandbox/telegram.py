@@ -4,6 +4,9 @@ The bot talks to it through aiogram exactly as to api.telegram.org (``POST /bot{
 while tests or the terminal sandbox play the users: they enqueue updates, press buttons and
 inspect what the bot sent. Everything runs on one event loop; the user-side methods that only
 enqueue are synchronous so they can be called from anywhere on that loop.
+
+Enqueued updates wait for getUpdates, or, while a webhook is set, are POSTed to it in order with
+the secret-token header and retried until the bot answers 2xx, as Telegram does.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import itertools
 import json
 import mimetypes
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -20,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 from sandbox.server import Fault, FaultPlan, LoopbackServer
@@ -76,7 +81,9 @@ _WEBHOOK_CONFLICT = (
     "Conflict: can't use getUpdates method while webhook is active; "
     "use deleteWebhook to delete the webhook first"
 )
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _BAD_CALLBACK = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class SentMessage:
     edits: int = 0
     edit_date: int | None = None
     document: dict[str, Any] | None = None
+    photo: list[dict[str, Any]] | None = None
     caption: str | None = None
     deleted: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # everything the sending call carried
@@ -121,6 +129,20 @@ class UploadedFile:
     mime_type: str
     content: bytes
 
+    def as_photo_size(self) -> dict[str, Any]:
+        """Telegram keeps several sizes of a photo; the stand-in keeps the one it was sent,
+        with its dimensions read from a PNG header (0 for other formats)."""
+        width, height = 0, 0
+        if self.content.startswith(_PNG_SIGNATURE) and len(self.content) >= 24:
+            width, height = struct.unpack(">II", self.content[16:24])
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "width": width,
+            "height": height,
+            "file_size": len(self.content),
+        }
+
     def as_document(self) -> dict[str, Any]:
         return {
             "file_id": self.file_id,
@@ -138,6 +160,19 @@ class CallbackAnswer:
     show_alert: bool
     url: str | None
     cache_time: int | None
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One POST of an update to the bot's webhook: the HTTP status, or why there was none."""
+
+    update_id: int
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 class _ApiError(Exception):
@@ -273,6 +308,13 @@ class TelegramStandIn(LoopbackServer):
         self.answered_callbacks: dict[str, CallbackAnswer] = {}
         self.files: dict[str, UploadedFile] = {}
         self.webhook: dict[str, Any] | None = None
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        # Telegram backs off for longer between attempts; tests have no time for that.
+        self.webhook_retry_delay = 0.05
+        self.webhook_timeout = 10.0
+        self._delivery: asyncio.Task[None] | None = None
+        self._webhook_http: aiohttp.ClientSession | None = None
+        self._webhook_error: tuple[int, str] | None = None
 
         self._pending: list[dict[str, Any]] = []
         self._next_update_id = 1
@@ -310,6 +352,7 @@ class TelegramStandIn(LoopbackServer):
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "sendDocument": self._send_document,
+            "sendPhoto": self._send_photo,
             "deleteMessage": self._delete_message,
             "close": self._true,
             "logOut": self._true,
@@ -333,6 +376,14 @@ class TelegramStandIn(LoopbackServer):
         # Release pending long polls first, otherwise shutdown waits for their timeouts.
         self._closing = True
         self._wake_pollers()
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
+            self._delivery = None
+        if self._webhook_http is not None:
+            await self._webhook_http.close()
+            self._webhook_http = None
         await super().stop()
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -448,6 +499,7 @@ class TelegramStandIn(LoopbackServer):
             "text": message.text,
             "caption": message.caption,
             "document": message.document,
+            "photo": message.photo,
             "edit_date": message.edit_date,
             "reply_markup": _inline_markup(message.reply_markup),
         }
@@ -460,6 +512,7 @@ class TelegramStandIn(LoopbackServer):
         *,
         text: str | None = None,
         document: dict[str, Any] | None = None,
+        photo: list[dict[str, Any]] | None = None,
         caption: str | None = None,
     ) -> dict[str, Any]:
         chat_id = call.chat_id()
@@ -472,6 +525,7 @@ class TelegramStandIn(LoopbackServer):
             parse_mode=call.get_str("parse_mode"),
             date=_now(),
             document=document,
+            photo=photo,
             caption=caption,
             params=dict(call.params),
         )
@@ -543,10 +597,11 @@ class TelegramStandIn(LoopbackServer):
             raise _ApiError(400, "Bad Request: message text is empty")
         return self._new_bot_message(call, text=text)
 
-    async def _send_document(self, call: _Request) -> dict[str, Any]:
-        reference = call.get_str("document")
+    def _attached(self, call: _Request, field: str) -> UploadedFile:
+        """The file of a send* call: uploaded in the field, attached by name, or a file_id."""
+        reference = call.get_str(field)
         if reference is None:
-            upload = call.uploads.get("document")  # the file sent directly in the field
+            upload = call.uploads.get(field)  # the file sent directly in the field
         elif reference.startswith("attach://"):
             upload = call.uploads.get(reference.removeprefix("attach://"))
         else:
@@ -554,8 +609,18 @@ class TelegramStandIn(LoopbackServer):
         if upload is None:
             raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
         self.files[upload.file_id] = upload
+        return upload
+
+    async def _send_document(self, call: _Request) -> dict[str, Any]:
+        upload = self._attached(call, "document")
         return self._new_bot_message(
             call, document=upload.as_document(), caption=call.get_str("caption")
+        )
+
+    async def _send_photo(self, call: _Request) -> dict[str, Any]:
+        upload = self._attached(call, "photo")
+        return self._new_bot_message(
+            call, photo=[upload.as_photo_size()], caption=call.get_str("caption")
         )
 
     async def _edit_message_text(self, call: _Request) -> dict[str, Any]:
@@ -658,12 +723,15 @@ class TelegramStandIn(LoopbackServer):
                 "allowed_updates": allowed,
                 "drop_pending_updates": call.get_bool("drop_pending_updates"),
             }
+        self._wake_pollers()  # the delivery loop picks up the new address or stops
+        self._ensure_delivery()
         return True
 
     async def _delete_webhook(self, call: _Request) -> bool:
         self.webhook = None
         if call.get_bool("drop_pending_updates"):
             self._pending.clear()
+        self._wake_pollers()
         return True
 
     async def _get_webhook_info(self, call: _Request) -> dict[str, Any]:
@@ -674,17 +742,80 @@ class TelegramStandIn(LoopbackServer):
         }
         if self.webhook and self.webhook["allowed_updates"] is not None:
             info["allowed_updates"] = self.webhook["allowed_updates"]
+        if self._webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_error
         return info
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    def _ensure_delivery(self) -> None:
+        if self.webhook is not None and (self._delivery is None or self._delivery.done()):
+            self._delivery = asyncio.get_running_loop().create_task(self._deliver_webhook())
+
+    async def _deliver_webhook(self) -> None:
+        """While a webhook is set, POST the pending updates to it one at a time, in order.
+
+        Like Telegram, an update leaves the queue only when the bot answers 2xx; otherwise it
+        is sent again after a pause, and the ones behind it wait."""
+        while self.webhook is not None and not self._closing:
+            arrived = self._updates_arrived
+            self._pending = [u for u in self._pending if self._is_allowed(u)]
+            if not self._pending:
+                await arrived.wait()
+                continue
+            update = self._pending[0]
+            delivery = await self._post_update(update, self.webhook["secret_token"])
+            self.webhook_deliveries.append(delivery)
+            if delivery.ok:
+                # By identity: a drop_pending_updates meanwhile may have emptied the queue.
+                self._pending = [u for u in self._pending if u is not update]
+            else:
+                self._webhook_error = (_now(), delivery.error or "")
+                await asyncio.sleep(self.webhook_retry_delay)
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _post_update(self, update: dict[str, Any], secret: str | None) -> WebhookDelivery:
+        assert self.webhook is not None
+        if self._webhook_http is None:
+            timeout = aiohttp.ClientTimeout(total=self.webhook_timeout)
+            self._webhook_http = aiohttp.ClientSession(timeout=timeout)
+        headers = {} if secret is None else {SECRET_HEADER: secret}
+        update_id = int(update["update_id"])
+        try:
+            async with self._webhook_http.post(
+                self.webhook["url"], json=update, headers=headers
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return WebhookDelivery(update_id, None, f"Connection failed: {type(error).__name__}")
+        if 200 <= response.status < 300:
+            return WebhookDelivery(update_id, response.status)
+        message = f"Wrong response from the webhook: {response.status} {response.reason}"
+        return WebhookDelivery(update_id, response.status, message)
+
+    async def post_to_webhook(self, update: dict[str, Any], *, secret: str | None) -> int:
+        """POST ``update`` to the webhook now, outside the queue, with ``secret`` in the
+        secret-token header (``None``: no header); returns the HTTP status (0: no answer).
+        How a test knocks with a wrong secret."""
+        if self.webhook is None:
+            raise LookupError("no webhook is set")
+        update = {"update_id": self._next_update_id, **update}
+        self._next_update_id = max(self._next_update_id, int(update["update_id"]) + 1)
+        delivery = await self._post_update(update, secret)
+        return delivery.status or 0
 
     # ------------------------------------------------------------------ user side
 
     def send_update(self, update: dict[str, Any]) -> int:
-        """Enqueue a raw update for getUpdates; assigns ``update_id`` when missing."""
+        """Enqueue a raw update for getUpdates, or for the webhook while one is set; assigns
+        ``update_id`` when missing."""
         update = dict(update)
         update.setdefault("update_id", self._next_update_id)
         self._next_update_id = max(self._next_update_id, int(update["update_id"]) + 1)
         self._pending.append(update)
         self._wake_pollers()
+        self._ensure_delivery()
         return int(update["update_id"])
 
     def _wake_pollers(self) -> None:

@@ -12,6 +12,22 @@ class InvalidEmail(ServiceError):
     """The text is not an email address we can look up."""
 
 
+class LookupRefused(ServiceError):
+    """A lookup was not even tried, to protect the school's students and export budget."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyAttempts(LookupRefused):
+    """This person used up their email attempts for now."""
+
+
+class LookupsThrottled(LookupRefused):
+    """Everyone together asked for more lookups than the bot allows per hour."""
+
+
 # --- GetCourse -------------------------------------------------------------------------------
 
 
@@ -80,3 +96,10 @@ class SalebotClientNotFound(SalebotError):
 
 class SalebotRejected(SalebotError):
     """Salebot refused the request (bad key, missing scope, invalid variables)."""
+
+
+# --- Running -----------------------------------------------------------------------------------
+
+
+class InstanceLockHeld(ServiceError):
+    """Another bot process holds this database; the message says which and what to do."""

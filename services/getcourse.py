@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from services.email import mask_email, same_email
 from services.errors import (
@@ -31,6 +31,7 @@ from services.errors import (
     GetCourseUnavailable,
 )
 from services.export_budget import WINDOW_SECONDS, ExportBudget
+from services.health import GETCOURSE, CallTracker
 from services.models import GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 
@@ -71,6 +72,18 @@ class _ExportStarted(BaseModel):
     export_id: int
 
 
+class GetCourseGroup(BaseModel):
+    """One element of the ``/pl/api/account/groups`` answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    name: str
+
+
+_GROUPS = TypeAdapter(list[GetCourseGroup])
+
+
 class _ExportData(BaseModel):
     fields: list[str]
     items: list[list[str | int | float | None]]
@@ -102,6 +115,7 @@ class GetCourseClient:
         notifier: Notifier | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        calls: CallTracker | None = None,
     ) -> None:
         self._http = http
         self._api_key = api_key
@@ -112,6 +126,7 @@ class GetCourseClient:
         self._sleep = sleep
         self._clock = clock
         self._export_lock = asyncio.Lock()
+        self._calls = calls or CallTracker()
 
     async def find_user_by_email(self, email: str) -> GetCourseUser | None:
         deadline = time.monotonic() + self._schedule.give_up_after
@@ -121,7 +136,8 @@ class GetCourseClient:
         except TimeoutError:
             raise GetCourseBusy("too many lookups waiting for the export slot") from None
         try:
-            data = await self._export_rows(email, deadline)
+            with self._calls.track(GETCOURSE, "find_user"):
+                data = await self._export_rows(email, deadline)
         except GetCourseRateLimited:
             # The school's whole budget is gone: every export call until the window clears
             # would extend the outage for all its integrations.
@@ -145,6 +161,18 @@ class GetCourseClient:
                 len(users),
             )
         return users[0] if users else None
+
+    async def list_groups(self) -> list[GetCourseGroup]:
+        """The account's groups: the cheapest call that proves the key (one budget request,
+        answered at once, no export job)."""
+        with self._calls.track(GETCOURSE, "groups"):
+            envelope = await self._call("groups", "/pl/api/account/groups", {})
+            if not envelope.success:
+                raise _error_from(envelope)
+            try:
+                return _GROUPS.validate_python(envelope.info)
+            except ValidationError as error:
+                raise GetCourseBadResponse("groups answer is not a list of groups") from error
 
     async def _export_rows(self, email: str, deadline: float) -> _ExportData | None:
         """Collect the export of this email we started before a restart, or start one."""

@@ -7,11 +7,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from services.directory import UserDirectory
 from services.email import mask_email, normalize_email
-from services.models import Link, salebot_variables
+from services.errors import GetCourseError
+from services.lookup_gate import LookupGate, LookupLimits
+from services.models import GetCourseUser, Link, cleared_salebot_variables, salebot_variables
+from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
+from services.storage.conflicts import ConflictLog
 from services.storage.database import Database
+from services.storage.link_events import LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
 
@@ -29,24 +35,43 @@ class NotFound:
     email: str
 
 
-LinkOutcome = Linked | NotFound
+@dataclass(frozen=True)
+class Conflict:
+    """The email (or its GetCourse user) belongs to another Telegram account; nothing linked."""
+
+    email: str
+
+
+LinkOutcome = Linked | NotFound | Conflict
+
+
+class ConflictPolicy(StrEnum):
+    REFUSE = "refuse"  # the second account is refused and the operators are told
+    REPLACE = "replace"  # the second account takes the link over; the operators are told
 
 
 class LinkService:
-    """Raises ``InvalidEmail`` for text that is no address and ``GetCourseError`` when the
-    lookup could not be completed; nothing is stored in either case."""
+    """Raises ``InvalidEmail`` for text that is no address, ``LookupRefused`` when the person
+    (or everyone) asked too often, and ``GetCourseError`` when the lookup could not be
+    completed; nothing is linked in any of these cases."""
 
     def __init__(
         self,
         database: Database,
         directory: UserDirectory,
         on_enqueued: Callable[[], None],
+        gate: LookupGate | None = None,
+        conflict_policy: ConflictPolicy = ConflictPolicy.REFUSE,
+        notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._database = database
         self._links = LinkRepository(database)
         self._directory = directory
         self._on_enqueued = on_enqueued
+        self._gate = gate or LookupGate(database, LookupLimits(), clock)
+        self._conflict_policy = conflict_policy
+        self._notifier = notifier or NullNotifier()
         self._clock = clock
 
     async def current_link(self, telegram_id: int) -> Link | None:
@@ -54,25 +79,65 @@ class LinkService:
 
     async def link(self, telegram_id: int, text: str) -> LinkOutcome:
         email = normalize_email(text)
-        user = await self._directory.find_user_by_email(email)
+        lookup_id = await self._gate.admit(telegram_id)
+        try:
+            user = await self._directory.find_user_by_email(email)
+        except GetCourseError:
+            await self._gate.settle(lookup_id, "unavailable")
+            raise
         if user is None:
+            await self._gate.settle(lookup_id, "not_found")
             log.info("lookup for telegram %s: %s not in GetCourse", telegram_id, mask_email(email))
             return NotFound(email)
+        outcome = await self._store(telegram_id, email, user)
+        await self._gate.settle(lookup_id, "conflict" if isinstance(outcome, Conflict) else "found")
+        return outcome
+
+    async def _store(self, telegram_id: int, email: str, user: GetCourseUser) -> LinkOutcome:
+        """The link and its Salebot write in one transaction, unless another account holds
+        this person and the policy refuses a second one."""
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC)
         async with self._database.transaction() as tx:
             previous = await LinkRepository.get_in(tx, telegram_id)
-            link = Link(
-                telegram_id=telegram_id,
-                email=email,
-                gc_user_id=user.id,
-                gc_name=user.full_name,
-                salebot_client_id=previous.salebot_client_id if previous else None,
-                linked_at=previous.linked_at if previous else stamp,
-                updated_at=stamp,
-            )
-            await LinkRepository.upsert(tx, link)
-            await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
+            holders = await LinkRepository.holders_in(tx, email, user.id, excluding=telegram_id)
+            refused = bool(holders) and self._conflict_policy is ConflictPolicy.REFUSE
+            for holder in holders:
+                await ConflictLog.add(
+                    tx,
+                    telegram_id=telegram_id,
+                    holder_telegram_id=holder.telegram_id,
+                    email=email,
+                    gc_user_id=user.id,
+                    resolution="refused" if refused else "replaced",
+                    at=now,
+                )
+                if not refused:
+                    await LinkRepository.delete_in(tx, holder.telegram_id)
+                    await OutboxRepository.enqueue(
+                        tx, holder.telegram_id, cleared_salebot_variables(), now
+                    )
+                    await LinkEventRepository.record(
+                        tx, LinkEventKind.UNLINKED, holder.telegram_id, now
+                    )
+            if not refused:
+                link = Link(
+                    telegram_id=telegram_id,
+                    email=email,
+                    gc_user_id=user.id,
+                    gc_name=user.full_name,
+                    salebot_client_id=previous.salebot_client_id if previous else None,
+                    linked_at=previous.linked_at if previous else stamp,
+                    updated_at=stamp,
+                )
+                await LinkRepository.upsert(tx, link)
+                await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
+                kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
+                await LinkEventRepository.record(tx, kind, telegram_id, now)
+        for holder in holders:
+            self._report_conflict(telegram_id, holder, email, user.id, refused)
+        if refused:
+            return Conflict(email)
         self._on_enqueued()
         log.info(
             "%s telegram %s to getcourse user %s (%s)",
@@ -82,3 +147,28 @@ class LinkService:
             mask_email(email),
         )
         return Linked(link=link, previous=previous)
+
+    def _report_conflict(
+        self, telegram_id: int, holder: Link, email: str, gc_user_id: str, refused: bool
+    ) -> None:
+        resolution = "refused" if refused else "replaced the old link"
+        log.warning(
+            "conflict: telegram %s claims %s (getcourse %s) held by telegram %s; %s",
+            telegram_id,
+            mask_email(email),
+            gc_user_id,
+            holder.telegram_id,
+            resolution,
+        )
+        self._notifier.notify(
+            OperatorNotice(
+                OperatorEvent.CONFLICT,
+                {
+                    "telegram_id": str(telegram_id),
+                    "holder_telegram_id": str(holder.telegram_id),
+                    "email": mask_email(email),
+                    "gc_user_id": gc_user_id,
+                    "resolution": resolution,
+                },
+            )
+        )

@@ -37,6 +37,7 @@ class Link:
     salebot_client_id: int | None
     linked_at: datetime
     updated_at: datetime
+    linked_by: int | None = None  # the operator who made the link; None: the person themselves
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,9 @@ def salebot_variables(link: Link) -> dict[str, str]:
         "client.gc_user_id": link.gc_user_id,
         "client.telegram_id": str(link.telegram_id),
     }
+
+
+def cleared_salebot_variables() -> dict[str, str]:
+    """What a Salebot client keeps once its link went to another Telegram account: our email
+    and GetCourse ID are no longer true of it (its Telegram ID still is)."""
+    return {"client.email": "", "client.gc_user_id": ""}

@@ -5,9 +5,19 @@ fails the work that caused it. Details hold IDs and masked emails only, never ke
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+# Distinct details shown per event in one batch; the rest are counted.
+MAX_EXAMPLES = 3
 
 
 class OperatorEvent(StrEnum):
@@ -35,3 +45,106 @@ class NullNotifier:
 
     def notify(self, notice: OperatorNotice) -> None:
         return None
+
+
+@dataclass
+class NoticeGroup:
+    """The notices of one event gathered into one message: how many came, and the first few
+    distinct details with how often each came."""
+
+    event: OperatorEvent
+    count: int = 0
+    examples: list[tuple[dict[str, str], int]] = field(default_factory=list)
+
+    @property
+    def unlisted(self) -> int:
+        """Notices whose details are not among the examples."""
+        return self.count - sum(times for _, times in self.examples)
+
+    def add(self, details: dict[str, str], times: int, max_examples: int) -> None:
+        self.count += times
+        for index, (known, seen) in enumerate(self.examples):
+            if known == details:
+                self.examples[index] = (known, seen + times)
+                return
+        if len(self.examples) < max_examples:
+            self.examples.append((dict(details), times))
+
+    def absorb(self, newer: NoticeGroup, max_examples: int) -> None:
+        for details, times in newer.examples:
+            self.add(details, times, max_examples)
+        self.count += newer.unlisted
+
+
+Deliver = Callable[[list[NoticeGroup]], Awaitable[None]]
+
+
+class GroupingNotifier:
+    """Gathers notices and hands them to a ``deliver`` callback in batches, so an outage that
+    fails a thousand writes reads as a few messages with counts, not a thousand messages.
+
+    The first notice after a quiet spell goes out ``gather`` seconds later, together with
+    whatever else the same trouble caused meanwhile; after that, at most one batch leaves per
+    ``interval``. A batch that could not be delivered is kept and tried with the next one."""
+
+    def __init__(
+        self,
+        *,
+        interval: float = 60.0,
+        gather: float = 2.0,
+        max_examples: int = MAX_EXAMPLES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = interval
+        self._gather = gather
+        self._max_examples = max_examples
+        self._clock = clock
+        self._pending: dict[OperatorEvent, NoticeGroup] = {}
+        self._arrived = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._last_batch_at: float | None = None
+
+    def notify(self, notice: OperatorNotice) -> None:
+        group = self._pending.setdefault(notice.event, NoticeGroup(notice.event))
+        group.add(notice.details, 1, self._max_examples)
+        self._arrived.set()
+
+    def stop(self) -> None:
+        """Deliver what is pending once more, then leave ``run``."""
+        self._stopping.set()
+        self._arrived.set()
+
+    async def run(self, deliver: Deliver) -> None:
+        while not self._stopping.is_set():
+            await self._arrived.wait()
+            wait = self._gather
+            if self._last_batch_at is not None:
+                wait = max(wait, self._last_batch_at + self._interval - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+            await self._send(deliver)
+        await self._send(deliver)
+
+    async def _send(self, deliver: Deliver) -> None:
+        self._arrived.clear()
+        batch, self._pending = list(self._pending.values()), {}
+        if not batch:
+            return
+        self._last_batch_at = self._clock()
+        summary = ", ".join(f"{group.event}x{group.count}" for group in batch)
+        try:
+            await deliver(batch)
+        except Exception as error:
+            # Telegram down, the chat gone, a flood limit: keep the notices for the next batch.
+            log.warning("operator notices not delivered (%s): %s", summary, error)
+            self._put_back(batch)
+            return
+        log.info("operator notices delivered: %s", summary)
+
+    def _put_back(self, batch: list[NoticeGroup]) -> None:
+        for group in batch:
+            newer = self._pending.get(group.event)
+            if newer is not None:
+                group.absorb(newer, self._max_examples)
+            self._pending[group.event] = group
+        self._arrived.set()

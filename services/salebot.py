@@ -17,6 +17,7 @@ from services.errors import (
     SalebotRejected,
     SalebotUnavailable,
 )
+from services.health import SALEBOT, CallTracker
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,24 @@ class SalebotChannel(BaseModel):
 
     group_id: str | None = None
     short_name: str | None = None
+    platform: str = ""  # the key it was listed under: "telegram", "vk"...
 
 
 _MATCHES = TypeAdapter(list[SalebotClientMatch])
 
 
 class SalebotClient:
-    def __init__(self, http: httpx.AsyncClient, api_key: str, bot_username: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_key: str,
+        bot_username: str,
+        calls: CallTracker | None = None,
+    ) -> None:
         self._http = http
         self._api_key = api_key
         self.bot_username = bot_username
+        self._calls = calls or CallTracker()
 
     async def find_client_id(self, telegram_id: int) -> int:
         """The Salebot client of this Telegram user in our funnel bot; raises if there is none."""
@@ -97,13 +106,14 @@ class SalebotClient:
         if not isinstance(body, dict):
             raise SalebotBadResponse("connected_channels: not an object")
         channels = []
-        for value in body.values():
+        for platform, value in body.items():
             if isinstance(value, list):
                 for item in value:
                     try:
-                        channels.append(SalebotChannel.model_validate(item))
+                        channel = SalebotChannel.model_validate(item)
                     except ValidationError:
                         continue
+                    channels.append(channel.model_copy(update={"platform": platform}))
         return channels
 
     async def _call(
@@ -115,31 +125,32 @@ class SalebotClient:
         method: str | None = None,
         status_only_if_alone: bool = False,
     ) -> Any:
-        verb = method or ("POST" if json is not None else "GET")
-        try:
-            response = await self._http.request(
-                verb, f"/api/{self._api_key}/{action}", json=json, params=params
-            )
-        except httpx.TimeoutException as error:
-            raise SalebotUnavailable(f"{action}: timed out") from error
-        except httpx.HTTPError as error:
-            # The URL, and so the key, may be in the exception text: name only its type.
-            raise SalebotUnavailable(f"{action}: {type(error).__name__}") from error
-        status = response.status_code
-        if status == 429 or status >= 500:
-            raise SalebotUnavailable(f"{action}: HTTP {status}", status)
-        try:
-            body = response.json()
-        except ValueError as error:
-            raise SalebotBadResponse(
-                f"{action}: HTTP {status}, body is not JSON", status
-            ) from error
-        has_status = isinstance(body, dict) and "status" in body
-        if has_status and (not status_only_if_alone or set(body) <= STATUS_ANSWER_KEYS):
-            _check_status(action, status, body)
-        if not 200 <= status < 300:
-            raise SalebotRejected(f"{action}: HTTP {status}", status)
-        return body
+        with self._calls.track(SALEBOT, action):
+            verb = method or ("POST" if json is not None else "GET")
+            try:
+                response = await self._http.request(
+                    verb, f"/api/{self._api_key}/{action}", json=json, params=params
+                )
+            except httpx.TimeoutException as error:
+                raise SalebotUnavailable(f"{action}: timed out") from error
+            except httpx.HTTPError as error:
+                # The URL, and so the key, may be in the exception text: name only its type.
+                raise SalebotUnavailable(f"{action}: {type(error).__name__}") from error
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise SalebotUnavailable(f"{action}: HTTP {status}", status)
+            try:
+                body = response.json()
+            except ValueError as error:
+                raise SalebotBadResponse(
+                    f"{action}: HTTP {status}, body is not JSON", status
+                ) from error
+            has_status = isinstance(body, dict) and "status" in body
+            if has_status and (not status_only_if_alone or set(body) <= STATUS_ANSWER_KEYS):
+                _check_status(action, status, body)
+            if not 200 <= status < 300:
+                raise SalebotRejected(f"{action}: HTTP {status}", status)
+            return body
 
 
 def _check_status(action: str, http_status: int, body: dict[str, Any]) -> None:

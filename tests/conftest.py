@@ -5,25 +5,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bot.app import App
+from bot.log_setup import QUIET_LOGGERS
 from bot.settings import Settings, load_settings
 from sandbox.getcourse import GetCourseStandIn
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import SentMessage, TelegramStandIn
+
+if TYPE_CHECKING:
+    from tests.routing import Routed
 
 TOKEN = "123456789:SANDBOX-token_for-tests"
 GETCOURSE_KEY = "gc-test-key-1234567890"
 SALEBOT_KEY = "sb-test-key-0987654321"
 FUNNEL_BOT = "school_funnel_bot"
 OPERATOR_ID = 900000001
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Tests that configure logging as ``python -m bot`` does leave the root logger as found."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 @dataclass
@@ -139,3 +156,12 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def routed(standins: StandIns) -> AsyncIterator[Routed]:
+    """The real Dispatcher fed updates directly, lookups answered by a fake directory."""
+    from tests.routing import routed_for
+
+    async for value in routed_for(standins):
+        yield value

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
-from bot.log_setup import QUIET_LOGGERS, configure_logging
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.NOTSET)
+from bot.log_setup import configure_logging, log_context
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
@@ -44,3 +32,21 @@ def test_secrets_are_redacted(log_format: str, capsys: pytest.CaptureFixture[str
             "telegram failed",
         ]
         assert "/bot***/getMe" in lines[1]["exception"]
+
+
+def test_json_lines_carry_the_ids_of_their_context(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json", ["123:TOKEN"])
+    log = logging.getLogger("test")
+    with log_context(update_id=7, user_id=100):
+        log.info("inside")
+        with log_context(export_id=9):
+            log.info("nested")
+    log.info("outside", extra={"telegram_id": 5, "note": "123:TOKEN"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [
+        {k: v for k, v in line.items() if k not in {"ts", "logger", "level"}} for line in lines
+    ] == [
+        {"event": "inside", "update_id": 7, "user_id": 100},
+        {"event": "nested", "update_id": 7, "user_id": 100, "export_id": 9},
+        {"event": "outside", "telegram_id": 5, "note": "***"},
+    ]

@@ -3,94 +3,9 @@ to the Telegram stand-in over HTTP, the GetCourse directory is an in-process fak
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
-
-import pytest
-from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.base import StorageKey
-from aiogram.types import Update
-
-from bot.app import create_bot, create_dispatcher
-from services.linking import LinkService
-from services.models import GetCourseUser
-from services.storage.database import Database
 from services.storage.outbox import OutboxRepository
 from tests.conftest import StandIns
-
-USER = 100000001
-_update_ids = itertools.count(1)
-
-
-@dataclass
-class FakeDirectory:
-    users: dict[str, GetCourseUser] = field(default_factory=dict)
-    asked: list[str] = field(default_factory=list)
-    failure: Exception | None = None
-
-    async def find_user_by_email(self, email: str) -> GetCourseUser | None:
-        self.asked.append(email)
-        if self.failure is not None:
-            raise self.failure
-        return self.users.get(email)
-
-
-@dataclass
-class Routed:
-    dispatcher: Dispatcher
-    bot: Bot
-    directory: FakeDirectory
-    database: Database
-    standins: StandIns
-
-    async def feed(self, text: str, *, chat_type: str = "private", chat_id: int = USER) -> Any:
-        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
-        if chat_type != "private":
-            chat["title"] = "Group"
-        update = Update.model_validate(
-            {
-                "update_id": next(_update_ids),
-                "message": {
-                    "message_id": next(_update_ids),
-                    "date": 1_700_000_000,
-                    "chat": chat,
-                    "from": {"id": USER, "is_bot": False, "first_name": "Ivan"},
-                    "text": text,
-                },
-            },
-            context={"bot": self.bot},
-        )
-        return await self.dispatcher.feed_update(self.bot, update)
-
-    def replies(self, chat_id: int = USER) -> list[str]:
-        return [m.text or "" for m in self.standins.telegram.bot_messages(chat_id)]
-
-    async def state(self) -> str | None:
-        key = StorageKey(bot_id=self.bot.id, chat_id=USER, user_id=USER)
-        return await self.dispatcher.storage.get_state(key)
-
-
-async def routed_for(standins: StandIns, **settings: Any) -> AsyncIterator[Routed]:
-    config = standins.settings(**settings)
-    database = await Database.open(config.database_path)
-    directory = FakeDirectory(
-        {"ivan@example.com": GetCourseUser(id="42", email="ivan@example.com", first_name="Иван")}
-    )
-    links = LinkService(database, directory, on_enqueued=lambda: None)
-    bot = create_bot(config)
-    try:
-        yield Routed(create_dispatcher(config, database, links), bot, directory, database, standins)
-    finally:
-        await bot.session.close()
-        await database.close()
-
-
-@pytest.fixture
-async def routed(standins: StandIns) -> AsyncIterator[Routed]:
-    async for value in routed_for(standins):
-        yield value
+from tests.routing import USER, Routed, routed_for
 
 
 async def test_start_asks_for_email_and_waits_for_it(routed: Routed) -> None:

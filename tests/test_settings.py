@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, split_host_port
 
 VALID: dict[str, Any] = {
     "bot_token": "123456:ABCdef_ghi-JKL",
@@ -78,6 +78,9 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ({"language": "de"}, "LANGUAGE: "),
         ({"webhook_listen": "8080"}, "WEBHOOK_LISTEN: must be host:port"),
+        ({"health_listen": "localhost:http"}, "HEALTH_LISTEN: must be host:port"),
+        ({"shutdown_timeout": 0}, "SHUTDOWN_TIMEOUT: "),
+        ({"webhook_drop_pending_updates": "sometimes"}, "WEBHOOK_DROP_PENDING_UPDATES: "),
     ],
 )
 def test_bad_setting_names_itself_in_one_line(changes: dict[str, Any], expected: str) -> None:
@@ -122,3 +125,8 @@ def test_start_up_stops_with_one_line_naming_the_setting(tmp_path: Path) -> None
     assert result.stderr.strip().splitlines() == [
         "Configuration error: GETCOURSE_API_KEY is required but not set"
     ]
+
+
+def test_listen_addresses_split_into_host_and_port() -> None:
+    assert split_host_port(" 0.0.0.0:8080 ") == ("0.0.0.0", 8080)
+    assert split_host_port("[::]:8443") == ("::", 8443)

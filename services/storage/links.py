@@ -7,7 +7,7 @@ from datetime import datetime
 import aiosqlite
 
 from services.models import Link
-from services.storage.database import Database, fetch_one
+from services.storage.database import Database, fetch_all, fetch_one
 
 GET_LINK = "SELECT * FROM links WHERE telegram_id = ?"
 
@@ -36,13 +36,14 @@ class LinkRepository:
         await tx.execute(
             """
             INSERT INTO links (telegram_id, email, gc_user_id, gc_name, salebot_client_id,
-                               linked_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+                               linked_at, updated_at, linked_by)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (telegram_id) DO UPDATE SET
                 email = excluded.email,
                 gc_user_id = excluded.gc_user_id,
                 gc_name = excluded.gc_name,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at,
+                linked_by = excluded.linked_by
             """,
             (
                 link.telegram_id,
@@ -52,8 +53,26 @@ class LinkRepository:
                 link.salebot_client_id,
                 link.linked_at.isoformat(),
                 link.updated_at.isoformat(),
+                link.linked_by,
             ),
         )
+
+    @staticmethod
+    async def holders_in(
+        tx: aiosqlite.Connection, email: str, gc_user_id: str, excluding: int
+    ) -> list[Link]:
+        """Links of other Telegram accounts to this email or this GetCourse user."""
+        rows = await fetch_all(
+            tx,
+            "SELECT * FROM links WHERE (email = ? OR gc_user_id = ?) AND telegram_id != ? "
+            "ORDER BY telegram_id",
+            (email, gc_user_id, excluding),
+        )
+        return [_to_link(row) for row in rows]
+
+    @staticmethod
+    async def delete_in(tx: aiosqlite.Connection, telegram_id: int) -> None:
+        await tx.execute("DELETE FROM links WHERE telegram_id = ?", (telegram_id,))
 
     @staticmethod
     async def set_salebot_client_id(
@@ -74,4 +93,5 @@ def _to_link(row: aiosqlite.Row) -> Link:
         salebot_client_id=row["salebot_client_id"],
         linked_at=datetime.fromisoformat(row["linked_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        linked_by=row["linked_by"],
     )

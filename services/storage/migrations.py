@@ -108,4 +108,54 @@ MIGRATIONS: tuple[str, ...] = (
         since       TEXT NOT NULL
     );
     """,
+    # 3: the single-instance lock: one row while a bot process runs on this database.
+    """
+    CREATE TABLE instance_lock (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        owner        TEXT    NOT NULL,
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        mode         TEXT    NOT NULL,
+        acquired_at  REAL    NOT NULL,
+        heartbeat_at REAL    NOT NULL
+    );
+    """,
+    # 4: the operator console. Who each person is on Telegram (for lookups by @username), which
+    # operator made a link, the link history (for statistics and a person's history) and the
+    # audit of every operator action. Existing links enter the history as made when they were.
+    """
+    CREATE TABLE telegram_profiles (
+        telegram_id INTEGER PRIMARY KEY,
+        username    TEXT,
+        first_name  TEXT NOT NULL DEFAULT '',
+        updated_at  REAL NOT NULL
+    );
+    CREATE INDEX telegram_profiles_username ON telegram_profiles (username COLLATE NOCASE);
+
+    ALTER TABLE links ADD COLUMN linked_by INTEGER;
+    CREATE INDEX links_salebot_client_id ON links (salebot_client_id);
+
+    CREATE TABLE link_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          REAL    NOT NULL,
+        kind        TEXT    NOT NULL CHECK (kind IN ('linked', 'relinked', 'unlinked')),
+        telegram_id INTEGER NOT NULL,
+        operator_id INTEGER
+    );
+    CREATE INDEX link_events_at ON link_events (at);
+    CREATE INDEX link_events_telegram_id ON link_events (telegram_id);
+    INSERT INTO link_events (at, kind, telegram_id)
+        SELECT (julianday(linked_at) - 2440587.5) * 86400.0, 'linked', telegram_id FROM links;
+
+    CREATE TABLE operator_audit (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          REAL    NOT NULL,
+        operator_id INTEGER NOT NULL,
+        action      TEXT    NOT NULL,
+        target      TEXT    NOT NULL,
+        before      TEXT    NOT NULL DEFAULT '{}',
+        after       TEXT    NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX operator_audit_at ON operator_audit (at);
+    """,
 )

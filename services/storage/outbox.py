@@ -52,6 +52,14 @@ class OutboxRepository:
         row = await self._database.fetchone("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
         return int(row[0]) if row else 0
 
+    async def oldest_pending_since(self) -> datetime | None:
+        """When the longest-waiting pending write was queued (``None`` when none waits)."""
+        # The ISO stamps share one format and zone, so text order is time order.
+        row = await self._database.fetchone(
+            "SELECT MIN(created_at) FROM outbox WHERE state = 'pending'"
+        )
+        return datetime.fromisoformat(row[0]) if row and row[0] is not None else None
+
     async def pending_for(self, telegram_id: int) -> OutboxItem | None:
         row = await self._database.fetchone(
             "SELECT * FROM outbox WHERE state = 'pending' AND telegram_id = ?", (telegram_id,)

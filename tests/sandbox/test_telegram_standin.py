@@ -306,6 +306,24 @@ async def test_send_document_keeps_the_upload(tg: TelegramStandIn, bot: Bot) -> 
     assert returned.document.file_size == len(content)
 
 
+async def test_send_photo_keeps_the_upload_with_its_size(tg: TelegramStandIn, bot: Bot) -> None:
+    # The smallest valid PNG header: signature, then an IHDR chunk for a 3 x 2 image.
+    content = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + b"\x00\x00\x00\x03\x00\x00\x00\x02"
+
+    returned = await bot.send_photo(
+        USER, BufferedInputFile(content, filename="chart.png"), caption="График"
+    )
+
+    [stored] = tg.bot_messages(USER)
+    assert stored.caption == "График"
+    assert stored.photo is not None
+    [size] = stored.photo
+    assert (size["width"], size["height"], size["file_size"]) == (3, 2, len(content))
+    assert tg.files[size["file_id"]].content == content
+    assert returned.photo is not None
+    assert returned.photo[-1].file_id == size["file_id"]
+
+
 async def test_webhook_blocks_get_updates_until_deleted(tg: TelegramStandIn, bot: Bot) -> None:
     tg.send_message(USER, "старое")
     await bot.set_webhook("https://example.invalid/hook", secret_token="s3cret")

@@ -1,0 +1,137 @@
+"""200 people link at once while Salebot fails 30% of requests.
+
+Prints links stored, links delivered to Salebot (equal once it settles), GetCourse export
+requests against the budget, and the time to settle. Everything runs on loopback stand-ins:
+
+    python bench/reliability.py [--people 200] [--failure-rate 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from bot.app import App
+from bot.settings import load_settings
+from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
+from sandbox.salebot import SalebotStandIn
+from sandbox.telegram import TelegramStandIn
+
+TOKEN = "100000000:bench-token"
+GETCOURSE_KEY = "bench-getcourse-key"
+SALEBOT_KEY = "bench-salebot-key"
+FUNNEL_BOT = "school_funnel_bot"
+FIRST_USER = 300_000_000
+BUDGET = 60
+SETTLE_DEADLINE = 300.0
+
+
+async def run(people: int, failure_rate: float) -> None:
+    telegram = TelegramStandIn(token=TOKEN)
+    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY)
+    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+    for n in range(people):
+        getcourse.add_user(GetCourseUserRecord(id=500_000 + n, email=f"student{n}@example.com"))
+        salebot.add_client(FIRST_USER + n, group=FUNNEL_BOT)
+    salebot.fail_randomly(failure_rate, seed=7)
+    for server in (telegram, getcourse, salebot):
+        await server.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            settings = load_settings(
+                _env_file=None,
+                bot_token=TOKEN,
+                telegram_api_url=telegram.base_url,
+                operator_ids="1",
+                getcourse_base_url=getcourse.base_url,
+                getcourse_api_key=GETCOURSE_KEY,
+                getcourse_export_budget=BUDGET,
+                getcourse_poll_first_delay=0.01,
+                getcourse_poll_max_interval=0.05,
+                getcourse_lookup_timeout=60,
+                getcourse_lookups_per_hour=10_000,
+                salebot_api_key=SALEBOT_KEY,
+                salebot_base_url=salebot.base_url,
+                salebot_bot_username=FUNNEL_BOT,
+                salebot_retry_first_delay=0.05,
+                salebot_retry_max_delay=1.0,
+                database_path=Path(folder) / "bench.sqlite3",
+                log_level="ERROR",
+            )
+            logging.basicConfig(level=logging.ERROR)
+            async with App.running(settings) as app:
+                polling = asyncio.create_task(app.run_polling(handle_signals=False))
+                await telegram.wait_for_poll()
+                started = time.perf_counter()
+                for n in range(people):
+                    telegram.send_message(FIRST_USER + n, f"student{n}@example.com")
+                answered = await all_answered(telegram, people)
+                answered_at = time.perf_counter() - started
+                settled_at = await settled(app, started)
+                stored = await count(app, "SELECT COUNT(*) FROM links")
+                delivered = await count(
+                    app, "SELECT COUNT(DISTINCT telegram_id) FROM outbox WHERE state='delivered'"
+                )
+                await app.dispatcher.stop_polling()
+                await polling
+    finally:
+        for server in (telegram, getcourse, salebot):
+            await server.stop()
+
+    salebot_calls = len(salebot.requests)
+    failed_calls = sum(1 for r in salebot.requests if r.status == 500)
+    print(f"people linking at once          {people}")
+    print(f"Salebot failure rate            {failure_rate:.0%}")
+    print(f"answered (linked / try later)   {answered['linked']} / {answered['later']}")
+    print(f"links stored                    {stored}")
+    print(f"links delivered to Salebot      {delivered}")
+    print(f"Salebot requests (failed)       {salebot_calls} ({failed_calls})")
+    print(
+        f"GetCourse export requests       {getcourse.export_requests_in_window()} "
+        f"(bot budget {BUDGET}, school limit 100)"
+    )
+    print(f"time until everyone answered    {answered_at:.2f} s")
+    print(f"time until Salebot settled      {settled_at:.2f} s")
+
+
+async def all_answered(telegram: TelegramStandIn, people: int) -> dict[str, int]:
+    """Wait until every person got the result of their lookup."""
+    tally = {"linked": 0, "later": 0}
+    for n in range(people):
+        message = await telegram.wait_for_message(
+            FIRST_USER + n,
+            lambda m: "Готово" in (m.text or "") or "не получается" in (m.text or ""),
+            timeout=SETTLE_DEADLINE,
+        )
+        tally["linked" if "Готово" in (message.text or "") else "later"] += 1
+    return tally
+
+
+async def settled(app: App, started: float) -> float:
+    deadline = time.perf_counter() + SETTLE_DEADLINE
+    while time.perf_counter() < deadline:
+        if await count(app, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'") == 0:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    raise SystemExit("Salebot writes did not settle within the deadline")
+
+
+async def count(app: App, sql: str) -> int:
+    row = await app.services.database.fetchone(sql)
+    return int(row[0]) if row else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--people", type=int, default=200)
+    parser.add_argument("--failure-rate", type=float, default=0.3)
+    args = parser.parse_args()
+    asyncio.run(run(args.people, args.failure_rate))
+
+
+if __name__ == "__main__":
+    main()

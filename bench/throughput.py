@@ -1,0 +1,279 @@
+"""Updates per second and handling latency on the Telegram stand-in, in both run modes.
+
+    python bench/throughput.py [--users 50] [--messages 10] [--links 40] [--rounds 3]
+
+(a) a bare aiogram echo bot, (b) this bot answering /start, (c) this bot linking an email end
+to end against an instant GetCourse export and the Salebot stand-in; each in polling and in
+webhook mode, each on fresh stand-ins and a fresh database. Simulated people send a message and
+wait for the answer before sending the next; latency runs from the update entering the
+stand-in's queue to the answer (for (c): the "linked" message) arriving there. Everything
+shares one event loop, stand-ins included, so the figures are for comparing, not capacity.
+(b)/(a) and (c)/(a) are printed as ratios."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Message
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.app import App
+from bot.polling import PollingRunner
+from bot.serve import Runner
+from bot.settings import Settings, load_settings
+from bot.webhook import WebhookRunner
+from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
+from sandbox.salebot import SalebotStandIn
+from sandbox.server import LoopbackServer
+from sandbox.telegram import SentMessage, TelegramStandIn
+
+TOKEN = "100000000:bench-token"
+GETCOURSE_KEY = "bench-getcourse-key"
+SALEBOT_KEY = "bench-salebot-key"
+FUNNEL_BOT = "school_funnel_bot"
+SECRET = "bench-webhook-secret"
+FIRST_USER = 200_000_000
+MODES = ("polling", "webhook")
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: str
+    mode: str
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, p: int) -> float:
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
+
+
+class StandIns:
+    def __init__(self, folder: Path) -> None:
+        self.telegram = TelegramStandIn(token=TOKEN)
+        # An instant export: ready at the first poll.
+        self.getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY, budget=10**9, not_ready_polls=0)
+        self.salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+        self.database = folder / "bench.sqlite3"
+
+    def servers(self) -> list[LoopbackServer]:
+        return [self.telegram, self.getcourse, self.salebot]
+
+    def settings(self, mode: str) -> Settings:
+        values: dict[str, Any] = {
+            "bot_token": TOKEN,
+            "telegram_api_url": self.telegram.base_url,
+            "operator_ids": "900000001",
+            "getcourse_base_url": self.getcourse.base_url,
+            "getcourse_api_key": GETCOURSE_KEY,
+            "getcourse_export_budget": 100,
+            "getcourse_poll_first_delay": 0.001,
+            "getcourse_poll_max_interval": 0.001,
+            "getcourse_lookups_per_hour": 1_000_000,
+            "link_attempts_per_hour": 1_000_000,
+            "salebot_api_key": SALEBOT_KEY,
+            "salebot_base_url": self.salebot.base_url,
+            "salebot_bot_username": FUNNEL_BOT,
+            "database_path": self.database,
+        }
+        if mode == "webhook":
+            port = _free_port()
+            values |= {
+                "mode": "webhook",
+                "webhook_url": f"http://127.0.0.1:{port}/updates",
+                "webhook_secret": SECRET,
+                "webhook_listen": f"127.0.0.1:{port}",
+            }
+        return load_settings(_env_file=None, **values)
+
+
+@asynccontextmanager
+async def standins() -> AsyncIterator[StandIns]:
+    with tempfile.TemporaryDirectory() as folder:
+        servers = StandIns(Path(folder))
+        for server in servers.servers():
+            await server.start()
+        try:
+            yield servers
+        finally:
+            for server in servers.servers():
+                await server.stop()
+
+
+async def drive(
+    telegram: TelegramStandIn,
+    users: int,
+    messages: int,
+    text: Callable[[int, int], str],
+    answered: Callable[[SentMessage], bool],
+) -> tuple[list[float], float]:
+    """Each user sends ``messages`` messages, one after the other's answer."""
+    latencies: list[float] = []
+
+    async def person(user_id: int) -> None:
+        for number in range(messages):
+            seen = len(telegram.bot_messages(user_id))
+            sent = time.perf_counter()
+            telegram.send_message(user_id, text(user_id, number))
+            await telegram.wait_for_message(user_id, answered, after=seen, timeout=120)
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(person(FIRST_USER + n) for n in range(users)))
+    return latencies, time.perf_counter() - started
+
+
+async def echo_bot(mode: str, users: int, messages: int) -> Result:
+    """(a): aiogram with one handler, nothing else."""
+    async with standins() as servers:
+        dispatcher = Dispatcher()
+
+        async def echo(message: Message) -> None:
+            await message.answer(message.text or "")
+
+        dispatcher.message.register(echo, F.text)
+        api = TelegramAPIServer.from_base(servers.telegram.base_url)
+        bot = Bot(TOKEN, session=AiohttpSession(api=api))
+        async with _echo_running(mode, dispatcher, bot, servers.telegram):
+            latencies, seconds = await drive(
+                servers.telegram, users, messages, lambda u, n: f"hello {n}", lambda m: True
+            )
+        await bot.session.close()
+        return Result("a echo", mode, latencies, seconds)
+
+
+@asynccontextmanager
+async def _echo_running(
+    mode: str, dispatcher: Dispatcher, bot: Bot, telegram: TelegramStandIn
+) -> AsyncIterator[None]:
+    if mode == "polling":
+        polling = asyncio.create_task(
+            dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False)
+        )
+        await telegram.wait_for_poll()
+        yield
+        await dispatcher.stop_polling()
+        await polling
+        return
+    port = _free_port()
+    app = web.Application()
+    SimpleRequestHandler(dispatcher, bot, secret_token=SECRET).register(app, path="/updates")
+    setup_application(app, dispatcher, bot=bot)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await bot.set_webhook(f"http://127.0.0.1:{port}/updates", secret_token=SECRET)
+    yield
+    await runner.cleanup()
+
+
+async def this_bot(mode: str, scenario: str, users: int, messages: int) -> Result:
+    """(b) and (c): the real app in its run mode."""
+    async with standins() as servers:
+        if scenario == "c link":
+            for n in range(users * messages):
+                servers.getcourse.add_user(
+                    GetCourseUserRecord(id=300_000_000 + n, email=f"student{n}@example.com")
+                )
+            for n in range(users):
+                servers.salebot.add_client(FIRST_USER + n, group=FUNNEL_BOT)
+        settings = servers.settings(mode)
+        async with App.running(settings) as app:
+            runner: Runner = PollingRunner(app) if mode == "polling" else WebhookRunner(app)
+            await runner.start()
+            if mode == "polling":
+                await servers.telegram.wait_for_poll()
+            try:
+                if scenario == "b /start":
+                    latencies, seconds = await drive(
+                        servers.telegram, users, messages, lambda u, n: "/start", lambda m: True
+                    )
+                else:
+                    latencies, seconds = await drive(
+                        servers.telegram,
+                        users,
+                        messages,
+                        lambda u, n: f"student{(u - FIRST_USER) * messages + n}@example.com",
+                        lambda m: (m.text or "").startswith("Готово"),
+                    )
+            finally:
+                await runner.stop()
+        return Result(scenario, mode, latencies, seconds)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def report(results: list[Result]) -> None:
+    print(f"{'scenario':<10} {'mode':<8} {'updates':>7} {'upd/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in results:
+        print(
+            f"{r.scenario:<10} {r.mode:<8} {len(r.latencies):>7} {r.rate:>8.1f} "
+            f"{r.percentile(50) * 1000:>8.1f} {r.percentile(99) * 1000:>8.1f}"
+        )
+    print()
+    print("ratios to (a) in the same mode: throughput, p50 latency, p99 latency")
+    for mode in MODES:
+        base = next(r for r in results if r.mode == mode and r.scenario == "a echo")
+        for r in results:
+            if r.mode != mode or r is base:
+                continue
+            print(
+                f"{r.scenario[0]}/a {mode:<8} throughput x{r.rate / base.rate:.2f}  "
+                f"p50 x{r.percentile(50) / base.percentile(50):.1f}  "
+                f"p99 x{r.percentile(99) / base.percentile(99):.1f}"
+            )
+
+
+async def main(users: int, messages: int, links: int, rounds: int) -> None:
+    runs: list[Callable[[str], Awaitable[Result]]] = [
+        lambda mode: echo_bot(mode, users, messages),
+        lambda mode: this_bot(mode, "b /start", users, messages),
+        # One email each: a linked person's next email is not a new link. GetCourse allows
+        # one export at a time, so these queue behind each other as they would in production.
+        lambda mode: this_bot(mode, "c link", links, 1),
+    ]
+    results = []
+    for mode in MODES:
+        for run in runs:
+            # The median round by throughput: one busy moment of the machine skews a round.
+            tries = sorted([await run(mode) for _ in range(rounds)], key=lambda r: r.rate)
+            results.append(tries[len(tries) // 2])
+    report(results)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50, help="people writing at once (a, b)")
+    # The bot's flood guard lets a person send 10 updates per 10 s; more would be dropped.
+    parser.add_argument("--messages", type=int, default=10, help="messages per person (a, b)")
+    parser.add_argument(
+        "--links", type=int, default=40, help="people linking at once (c; at most 50: budget)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each; the median is shown")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(main(args.users, args.messages, args.links, args.rounds))

@@ -1,0 +1,81 @@
+"""``python -m bot check``: settings, then one cheap call to each system that proves the
+credentials, a line per check. Exit 0 when all pass, 1 otherwise (2, from ``__main__``, when the
+settings themselves are wrong). Every line goes through the log redactor: no secret is printed
+even if a library puts one into an error message."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
+
+from bot.app import Services, create_bot, create_services
+from bot.log_setup import Redactor
+from bot.settings import Settings
+from services.errors import GetCourseError, SalebotError
+
+Outcome = tuple[bool, str]
+
+
+async def run_check(settings: Settings) -> int:
+    redact = Redactor(settings.secrets())
+
+    def report(name: str, outcome: Outcome) -> bool:
+        ok, detail = outcome
+        print(redact(f"{'ok' if ok else 'FAIL':<5} {name:<10} {detail}"), flush=True)
+        return ok
+
+    report("settings", (True, f"{settings.mode} mode, database {settings.database_path}"))
+    services = await create_services(settings)
+    bot = create_bot(settings)
+    checks: list[tuple[str, Callable[[], Awaitable[Outcome]]]] = [
+        ("telegram", lambda: _telegram(bot)),
+        ("getcourse", lambda: _getcourse(settings, services)),
+        ("salebot", lambda: _salebot(settings, services)),
+    ]
+    try:
+        passed = [report(name, await run()) for name, run in checks]
+    finally:
+        await bot.session.close()
+        await services.close()
+    return 0 if all(passed) else 1
+
+
+async def _telegram(bot: Bot) -> Outcome:
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError:
+        return False, "Telegram rejected BOT_TOKEN (401 Unauthorized)"
+    except TelegramAPIError as error:
+        return False, f"getMe failed: {type(error).__name__}: {error.message}"
+    return True, f"getMe: @{me.username} (id {me.id})"
+
+
+async def _getcourse(settings: Settings, services: Services) -> Outcome:
+    try:
+        groups = await services.getcourse.list_groups()
+    except GetCourseError as error:
+        return False, f"{settings.getcourse_url}: {error}"
+    used = await services.budget.used()
+    return True, (
+        f"key accepted by {settings.getcourse_url} ({len(groups)} groups); export budget: "
+        f"{used} of {services.budget.limit} requests spent in the last 2 hours"
+    )
+
+
+async def _salebot(settings: Settings, services: Services) -> Outcome:
+    try:
+        channels = await services.salebot.connected_channels()
+    except SalebotError as error:
+        return False, f"{settings.salebot_base_url}: {error}"
+    wanted = settings.salebot_bot_username
+    # For Telegram, Salebot's group_id is the bot's username.
+    names = {ch.group_id for ch in channels if ch.platform == "telegram" and ch.group_id}
+    if wanted.casefold() in {name.casefold() for name in names}:
+        return True, f"key accepted; @{wanted} is among the project's Telegram channels"
+    found = ", ".join(sorted(names)[:10]) or "none"
+    return False, (
+        f"key accepted, but @{wanted} (SALEBOT_BOT_USERNAME) is not among the project's "
+        f"Telegram channels (found: {found})"
+    )

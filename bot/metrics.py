@@ -1,0 +1,92 @@
+"""Prometheus metrics of one running app, in a registry of its own (tests and the benchmark run
+many apps in one process, and a global registry would refuse the second one's metrics).
+
+Counters move as work happens (updates through ``bot.middlewares``, external calls
+through the services' ``CallTracker``); gauges read from the database are refreshed right
+before each scrape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.export_budget import ExportBudget
+from services.health import CallOutcome
+from services.storage.database import Database
+from services.storage.links import LinkRepository
+from services.storage.outbox import OutboxRepository
+
+# A reply takes milliseconds; a link waits for a GetCourse export (up to the lookup timeout).
+HANDLING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 240)
+CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 240)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.updates = Counter(
+            "bot_updates",
+            "Telegram updates handled, by update type and outcome (handled, unhandled, error)",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.handling_seconds = Histogram(
+            "bot_update_handling_seconds",
+            "Time from an update entering the dispatcher to its handler finishing",
+            ["type"],
+            buckets=HANDLING_BUCKETS,
+            registry=registry,
+        )
+        self.links = Gauge(
+            "bot_links", "Telegram accounts linked to a GetCourse user", registry=registry
+        )
+        self.outbox_pending = Gauge(
+            "bot_outbox_pending", "Salebot writes waiting to be delivered", registry=registry
+        )
+        self.outbox_oldest_age = Gauge(
+            "bot_outbox_oldest_pending_age_seconds",
+            "How long the longest-waiting Salebot write has waited (0 when none waits)",
+            registry=registry,
+        )
+        self.external_calls = Counter(
+            "bot_external_calls",
+            "Calls to GetCourse and Salebot by service, operation and outcome "
+            "(ok, or the cause of the failure)",
+            ["service", "operation", "outcome"],
+            registry=registry,
+        )
+        self.external_call_seconds = Histogram(
+            "bot_external_call_seconds",
+            "Duration of calls to GetCourse (a whole lookup) and Salebot",
+            ["service"],
+            buckets=CALL_BUCKETS,
+            registry=registry,
+        )
+        self.getcourse_budget_used = Gauge(
+            "bot_getcourse_export_requests",
+            "GetCourse export-API requests this bot spent in the rolling 2-hour window",
+            registry=registry,
+        )
+        self.getcourse_budget_limit = Gauge(
+            "bot_getcourse_export_budget",
+            "This bot's share of the GetCourse export budget (GETCOURSE_EXPORT_BUDGET)",
+            registry=registry,
+        )
+
+    def observe_call(self, outcome: CallOutcome) -> None:
+        label = outcome.cause or "ok"
+        self.external_calls.labels(outcome.service, outcome.operation, label).inc()
+        self.external_call_seconds.labels(outcome.service).observe(outcome.seconds)
+
+    async def refresh(self, database: Database, budget: ExportBudget) -> None:
+        """Read the gauges that live in the database."""
+        outbox = OutboxRepository(database)
+        self.links.set(await LinkRepository(database).count())
+        self.outbox_pending.set(await outbox.pending_count())
+        since = await outbox.oldest_pending_since()
+        age = (datetime.now(UTC) - since).total_seconds() if since is not None else 0.0
+        self.outbox_oldest_age.set(max(age, 0.0))
+        self.getcourse_budget_used.set(await budget.used())
+        self.getcourse_budget_limit.set(budget.limit)

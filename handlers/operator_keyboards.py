@@ -1,0 +1,83 @@
+"""Inline keyboards of the operator console and the callback data they carry."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from handlers.texts import Texts
+
+
+class CardAction(StrEnum):
+    RESYNC = "resync"
+    UNLINK = "unlink"
+    HISTORY = "history"
+
+
+class CardButton(CallbackData, prefix="op_card"):
+    action: CardAction
+    telegram_id: int
+
+
+class LinkButton(CallbackData, prefix="op_link"):
+    confirm: bool
+    telegram_id: int
+    gc_user_id: str
+
+
+class UnlinkButton(CallbackData, prefix="op_unlink"):
+    confirm: bool
+    telegram_id: int
+
+
+class RetryAllButton(CallbackData, prefix="op_retry"):
+    pass
+
+
+def card_keyboard(texts: Texts, telegram_id: int, *, linked: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if linked:
+        builder.button(
+            text=texts.render("button_resync"),
+            callback_data=CardButton(action=CardAction.RESYNC, telegram_id=telegram_id),
+        )
+        builder.button(
+            text=texts.render("button_unlink"),
+            callback_data=CardButton(action=CardAction.UNLINK, telegram_id=telegram_id),
+        )
+    builder.button(
+        text=texts.render("button_history"),
+        callback_data=CardButton(action=CardAction.HISTORY, telegram_id=telegram_id),
+    )
+    return builder.as_markup()
+
+
+def link_keyboard(texts: Texts, telegram_id: int, gc_user_id: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for confirm, text in ((True, "button_link_confirm"), (False, "button_cancel")):
+        builder.button(
+            text=texts.render(text),
+            callback_data=LinkButton(
+                confirm=confirm, telegram_id=telegram_id, gc_user_id=gc_user_id
+            ),
+        )
+    return builder.as_markup()
+
+
+def unlink_keyboard(texts: Texts, telegram_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for confirm, text in ((True, "button_unlink_confirm"), (False, "button_cancel")):
+        builder.button(
+            text=texts.render(text),
+            callback_data=UnlinkButton(confirm=confirm, telegram_id=telegram_id),
+        )
+    return builder.as_markup()
+
+
+def retry_keyboard(texts: Texts) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.render("button_retry_all"), callback_data=RetryAllButton())
+    return builder.as_markup()

@@ -1,0 +1,381 @@
+"""Operator commands inside the bot, for the Telegram users in ``OPERATOR_IDS`` only.
+
+The router-level filter checks every message and button press. Anyone else's update is not
+this router's: it passes on to the student router untouched, so a non-operator who types
+/find gets the unknown-command answer, exactly as for a command that does not exist."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    Chat,
+    Message,
+    TelegramObject,
+    User,
+)
+from aiogram.utils.chat_action import ChatActionSender
+
+from handlers import operator_views as views
+from handlers.operator_keyboards import (
+    CardAction,
+    CardButton,
+    LinkButton,
+    RetryAllButton,
+    UnlinkButton,
+    card_keyboard,
+    link_keyboard,
+    retry_keyboard,
+    unlink_keyboard,
+)
+from handlers.texts import Texts
+from services.email import normalize_email
+from services.errors import GetCourseError, InvalidEmail
+from services.linking import NotFound
+from services.models import GetCourseUser
+from services.operators import InvalidQuery, OperatorConsole
+
+log = logging.getLogger(__name__)
+
+# In the order /help and the command menu list them.
+OPERATOR_COMMANDS = (
+    "help",
+    "find",
+    "link",
+    "unlink",
+    "resync",
+    "queue",
+    "stats",
+    "export",
+    "audit",
+    "health",
+)
+AUDIT_DEFAULT = 10
+AUDIT_MAX = 20  # more would not fit one Telegram message
+QUERY_QUOTE_LIMIT = 60
+# Where an operator's /link waits for its confirmation (the operator's FSM data in that chat).
+PROPOSAL_KEY = "operator_link_proposal"
+
+
+class FromOperator(Filter):
+    """Passes updates from the Telegram users in ``operator_ids`` (workflow data)."""
+
+    async def __call__(
+        self,
+        event: TelegramObject,
+        event_from_user: User | None = None,
+        operator_ids: frozenset[int] = frozenset(),
+    ) -> bool:
+        return event_from_user is not None and event_from_user.id in operator_ids
+
+
+def router() -> Router:
+    router = Router(name="operators")
+    router.message.filter(FromOperator())
+    router.callback_query.filter(FromOperator())
+
+    router.message.register(on_help, Command("help"))
+    router.message.register(on_find, Command("find"))
+    router.message.register(on_link, Command("link"))
+    router.message.register(on_unlink, Command("unlink"))
+    router.message.register(on_resync, Command("resync"))
+    router.message.register(on_queue, Command("queue"))
+    router.message.register(on_stats, Command("stats"))
+    router.message.register(on_export, Command("export"))
+    router.message.register(on_audit, Command("audit"))
+    router.message.register(on_health, Command("health"))
+    router.callback_query.register(on_card_button, CardButton.filter())
+    router.callback_query.register(on_link_button, LinkButton.filter())
+    router.callback_query.register(on_unlink_button, UnlinkButton.filter())
+    router.callback_query.register(on_retry_all_button, RetryAllButton.filter())
+    return router
+
+
+async def on_help(message: Message, texts: Texts) -> None:
+    await message.answer(texts.render("help_operator"))
+
+
+async def on_find(
+    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    query = (command.args or "").strip()
+    if not query:
+        await message.answer(texts.render("find_usage"))
+        return
+    try:
+        result = await operator_console.find(query)
+    except InvalidQuery:
+        await message.answer(texts.render("find_usage"))
+        return
+    if not result.cards:
+        await message.answer(texts.render("find_nothing", query=_quote(query)))
+        return
+    private = _private(message.chat)
+    for person in result.cards:
+        await message.answer(
+            views.card(texts, person, private=private),
+            reply_markup=card_keyboard(texts, person.telegram_id, linked=person.link is not None),
+        )
+    if result.total > len(result.cards):
+        await message.answer(texts.render("find_more", total=result.total, shown=len(result.cards)))
+
+
+async def on_link(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    state: FSMContext,
+    operator_console: OperatorConsole,
+    texts: Texts,
+) -> None:
+    parts = (command.args or "").split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        await message.answer(texts.render("link_usage"))
+        return
+    telegram_id = int(parts[0])
+    try:
+        email = normalize_email(parts[1])
+    except InvalidEmail:
+        await message.answer(texts.render("link_usage"))
+        return
+    private = _private(message.chat)
+    shown = views.shown_email(email, private=private)
+    await message.answer(texts.render("link_checking", email=shown))
+    try:
+        async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
+            outcome = await operator_console.propose_link(telegram_id, email)
+    except GetCourseError as error:
+        await message.answer(texts.render("link_try_later", error=str(error)))
+        return
+    if isinstance(outcome, NotFound):
+        await message.answer(texts.render("link_not_found", email=shown))
+        return
+    user = outcome.user
+    await state.update_data(
+        {
+            PROPOSAL_KEY: {
+                "telegram_id": telegram_id,
+                "gc_user_id": user.id,
+                "email": user.email,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+            }
+        }
+    )
+    await message.answer(
+        views.proposal(texts, outcome, private=private),
+        reply_markup=link_keyboard(texts, telegram_id, user.id),
+    )
+
+
+async def on_link_button(
+    query: CallbackQuery,
+    callback_data: LinkButton,
+    state: FSMContext,
+    operator_console: OperatorConsole,
+    texts: Texts,
+) -> None:
+    if not isinstance(query.message, Message):
+        await query.answer(texts.render("button_expired"), show_alert=True)
+        return
+    data = await state.get_data()
+    saved: dict[str, Any] | None = data.get(PROPOSAL_KEY)
+    if not callback_data.confirm:
+        await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
+        await query.message.edit_text(texts.render("link_cancelled"))
+        await query.answer()
+        return
+    # Only the operator who asked confirms, and only the proposal they were shown last.
+    if (
+        saved is None
+        or saved["telegram_id"] != callback_data.telegram_id
+        or saved["gc_user_id"] != callback_data.gc_user_id
+    ):
+        await query.answer(texts.render("link_expired"), show_alert=True)
+        return
+    user = GetCourseUser(
+        id=saved["gc_user_id"],
+        email=saved["email"],
+        first_name=saved["first_name"],
+        last_name=saved["last_name"],
+    )
+    outcome = await operator_console.link(query.from_user.id, callback_data.telegram_id, user)
+    await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
+    await query.message.edit_text(
+        views.linked(texts, outcome, private=_private(query.message.chat))
+    )
+    await query.answer()
+
+
+async def on_unlink(
+    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    argument = (command.args or "").strip()
+    if not argument.isdigit():
+        await message.answer(texts.render("unlink_usage"))
+        return
+    await _ask_to_unlink(message, int(argument), operator_console, texts)
+
+
+async def _ask_to_unlink(
+    message: Message, telegram_id: int, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    person = await operator_console.card(telegram_id)
+    if person.link is None:
+        await message.answer(texts.render("not_linked", telegram_id=telegram_id))
+        return
+    await message.answer(
+        views.unlink_question(
+            texts,
+            person,
+            keeps_variables=operator_console.keeps_variables_on_unlink,
+            private=_private(message.chat),
+        ),
+        reply_markup=unlink_keyboard(texts, telegram_id),
+    )
+
+
+async def on_unlink_button(
+    query: CallbackQuery,
+    callback_data: UnlinkButton,
+    operator_console: OperatorConsole,
+    texts: Texts,
+) -> None:
+    if not isinstance(query.message, Message):
+        await query.answer(texts.render("button_expired"), show_alert=True)
+        return
+    telegram_id = callback_data.telegram_id
+    if not callback_data.confirm:
+        await query.message.edit_text(texts.render("unlink_cancelled"))
+    else:
+        outcome = await operator_console.unlink(query.from_user.id, telegram_id)
+        if outcome is None:
+            await query.message.edit_text(texts.render("not_linked", telegram_id=telegram_id))
+        else:
+            private = _private(query.message.chat)
+            await query.message.edit_text(views.unlinked(texts, outcome, private=private))
+    await query.answer()
+
+
+async def on_resync(
+    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    assert message.from_user is not None
+    argument = (command.args or "").strip()
+    if argument.lower() == "failed":
+        count = await operator_console.retry_all(message.from_user.id)
+        await message.answer(texts.render("retry_all_done", count=count))
+    elif argument.isdigit():
+        await _resync(message, message.from_user.id, int(argument), operator_console, texts)
+    else:
+        await message.answer(texts.render("resync_usage"))
+
+
+async def _resync(
+    message: Message,
+    operator_id: int,
+    telegram_id: int,
+    operator_console: OperatorConsole,
+    texts: Texts,
+) -> None:
+    link = await operator_console.resync(operator_id, telegram_id)
+    key = "resync_done" if link is not None else "not_linked"
+    await message.answer(texts.render(key, telegram_id=telegram_id))
+
+
+async def on_queue(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
+    report = await operator_console.queue()
+    markup = retry_keyboard(texts) if report.total else None
+    await message.answer(views.queue(texts, report), reply_markup=markup)
+
+
+async def on_retry_all_button(
+    query: CallbackQuery, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    count = await operator_console.retry_all(query.from_user.id)
+    await query.answer(texts.render("retry_all_done", count=count))
+    if isinstance(query.message, Message):
+        await query.message.answer(texts.render("retry_all_done", count=count))
+
+
+async def on_stats(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
+    figures = await operator_console.stats()
+    await message.answer(views.stats(texts, figures))
+    chart = await operator_console.links_chart(
+        figures,
+        title=texts.render("chart_title"),
+        made_label=texts.render("chart_made"),
+        changed_label=texts.render("chart_changed"),
+    )
+    await message.answer_photo(
+        BufferedInputFile(chart, filename="links-per-day.png"),
+        caption=texts.render("chart_caption"),
+    )
+
+
+async def on_export(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
+    assert message.from_user is not None
+    # A group may hold people who are not operators: the whole list goes to private chats only.
+    if not _private(message.chat):
+        await message.answer(texts.render("export_private_only"))
+        return
+    export = await operator_console.export_csv(
+        message.from_user.id, delimiter=texts.render("csv_delimiter")
+    )
+    filename = f"links-{datetime.now(UTC):%Y-%m-%d}.csv"
+    await message.answer_document(
+        BufferedInputFile(export.content, filename=filename),
+        caption=texts.render("export_caption", rows=export.rows),
+    )
+
+
+async def on_audit(
+    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    argument = (command.args or "").strip()
+    if argument and not argument.isdigit():
+        await message.answer(texts.render("audit_usage", limit=AUDIT_MAX))
+        return
+    count = min(max(int(argument), 1), AUDIT_MAX) if argument else AUDIT_DEFAULT
+    entries = await operator_console.audit(count)
+    await message.answer(views.audit(texts, entries, private=_private(message.chat)))
+
+
+async def on_health(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
+    await message.answer(views.health(texts, await operator_console.health()))
+
+
+async def on_card_button(
+    query: CallbackQuery,
+    callback_data: CardButton,
+    operator_console: OperatorConsole,
+    texts: Texts,
+) -> None:
+    if not isinstance(query.message, Message):
+        await query.answer(texts.render("button_expired"), show_alert=True)
+        return
+    telegram_id = callback_data.telegram_id
+    if callback_data.action is CardAction.RESYNC:
+        await _resync(query.message, query.from_user.id, telegram_id, operator_console, texts)
+    elif callback_data.action is CardAction.UNLINK:
+        await _ask_to_unlink(query.message, telegram_id, operator_console, texts)
+    else:
+        entries = await operator_console.history(telegram_id)
+        await query.message.answer(views.history(texts, telegram_id, entries))
+    await query.answer()
+
+
+def _private(chat: Chat) -> bool:
+    return chat.type == "private"
+
+
+def _quote(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= QUERY_QUOTE_LIMIT else flat[: QUERY_QUOTE_LIMIT - 1] + "…"

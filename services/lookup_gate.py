@@ -1,0 +1,56 @@
+"""Limits on GetCourse lookups: per person (so nobody can enumerate a school's students) and
+for everyone together (so nobody can burn the school's export budget). Attempts are kept in
+the database, so neither a restart nor /start resets them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.errors import LookupsThrottled, TooManyAttempts
+from services.storage.database import Database
+from services.storage.lookups import LookupLog
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class LookupLimits:
+    per_person_per_hour: int = 5
+    everyone_per_hour: int = 30
+
+
+class LookupGate:
+    def __init__(
+        self, database: Database, limits: LookupLimits, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._database = database
+        self._limits = limits
+        self._clock = clock
+
+    async def admit(self, telegram_id: int) -> int:
+        """Count this lookup in, or raise ``LookupRefused``; returns the lookup's ID."""
+        now = self._clock()
+        since = now - HOUR
+        async with self._database.transaction() as tx:
+            mine, my_oldest = await LookupLog.count_since(tx, since, telegram_id)
+            if mine >= self._limits.per_person_per_hour:
+                raise TooManyAttempts(
+                    f"telegram {telegram_id}: {mine} lookups in the last hour",
+                    retry_after=_retry_after(my_oldest, now),
+                )
+            everyone, oldest = await LookupLog.count_since(tx, since)
+            if everyone >= self._limits.everyone_per_hour:
+                raise LookupsThrottled(
+                    f"{everyone} lookups in the last hour", retry_after=_retry_after(oldest, now)
+                )
+            return await LookupLog.add(tx, telegram_id, now)
+
+    async def settle(self, lookup_id: int, outcome: str) -> None:
+        async with self._database.transaction() as tx:
+            await LookupLog.settle(tx, lookup_id, outcome)
+
+
+def _retry_after(oldest: float | None, now: float) -> float:
+    return max((oldest + HOUR - now) if oldest is not None else HOUR, 0.0)

@@ -1,0 +1,82 @@
+"""The ``operator_audit`` table: every operator action (who, what, on whom, before, after,
+when). Rows are only ever added."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import aiosqlite
+
+from services.storage.database import Database
+
+
+class AuditAction(StrEnum):
+    LINK = "link"
+    UNLINK = "unlink"
+    RESYNC = "resync"
+    RETRY_ALL = "retry_all"
+    EXPORT = "export"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    operator_id: int
+    operator_username: str | None
+    action: AuditAction
+    target: str
+    before: dict[str, str]
+    after: dict[str, str]
+
+
+class AuditRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @staticmethod
+    async def record(
+        tx: aiosqlite.Connection,
+        *,
+        at: float,
+        operator_id: int,
+        action: AuditAction,
+        target: str,
+        before: dict[str, str],
+        after: dict[str, str],
+    ) -> None:
+        """Written in the transaction of the change itself: no change without its record."""
+        await tx.execute(
+            "INSERT INTO operator_audit (at, operator_id, action, target, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                at,
+                operator_id,
+                action,
+                target,
+                json.dumps(before, ensure_ascii=False),
+                json.dumps(after, ensure_ascii=False),
+            ),
+        )
+
+    async def latest(self, limit: int) -> list[AuditEntry]:
+        rows = await self._database.fetchall(
+            "SELECT a.*, p.username FROM operator_audit a "
+            "LEFT JOIN telegram_profiles p ON p.telegram_id = a.operator_id "
+            "ORDER BY a.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AuditEntry(
+                at=datetime.fromtimestamp(row["at"], UTC),
+                operator_id=int(row["operator_id"]),
+                operator_username=row["username"],
+                action=AuditAction(row["action"]),
+                target=row["target"],
+                before=json.loads(row["before"]),
+                after=json.loads(row["after"]),
+            )
+            for row in rows
+        ]

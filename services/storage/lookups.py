@@ -1,0 +1,44 @@
+"""The ``lookups`` table: every GetCourse lookup a person asked for, with its outcome.
+
+It is the memory behind the attempt limits (kept across restarts and /start) and the
+"lookups not found" figures."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from services.storage.database import fetch_one
+
+
+class LookupLog:
+    @staticmethod
+    async def count_since(
+        tx: aiosqlite.Connection, since: float, telegram_id: int | None = None
+    ) -> tuple[int, float | None]:
+        """How many lookups since ``since`` (of one person, or of everyone) and the oldest."""
+        if telegram_id is None:
+            row = await fetch_one(
+                tx, "SELECT COUNT(*), MIN(at) FROM lookups WHERE at > ?", (since,)
+            )
+        else:
+            row = await fetch_one(
+                tx,
+                "SELECT COUNT(*), MIN(at) FROM lookups WHERE telegram_id = ? AND at > ?",
+                (telegram_id, since),
+            )
+        if row is None:
+            return 0, None
+        return int(row[0]), (float(row[1]) if row[1] is not None else None)
+
+    @staticmethod
+    async def add(tx: aiosqlite.Connection, telegram_id: int, at: float) -> int:
+        cursor = await tx.execute(
+            "INSERT INTO lookups (telegram_id, at, outcome) VALUES (?, ?, 'pending')",
+            (telegram_id, at),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    @staticmethod
+    async def settle(tx: aiosqlite.Connection, lookup_id: int, outcome: str) -> None:
+        await tx.execute("UPDATE lookups SET outcome = ? WHERE id = ?", (outcome, lookup_id))

@@ -1,0 +1,140 @@
+"""Running the real run modes in the test process (``serving``) or as ``python -m bot`` in a
+child process (``BotProcess``), against the stand-ins of ``tests.conftest``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.app import App
+from bot.polling import PollingRunner
+from bot.serve import Runner
+from bot.settings import Settings
+from bot.webhook import WebhookRunner
+from tests.conftest import FUNNEL_BOT, GETCOURSE_KEY, OPERATOR_ID, SALEBOT_KEY, TOKEN, StandIns
+
+WEBHOOK_SECRET = "hook-secret_0123456789"
+SECRETS = (TOKEN, TOKEN.partition(":")[2], GETCOURSE_KEY, SALEBOT_KEY, WEBHOOK_SECRET)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def webhook_settings(standins: StandIns, **overrides: Any) -> Settings:
+    port = free_port()
+    values: dict[str, Any] = {
+        "mode": "webhook",
+        "webhook_url": f"http://127.0.0.1:{port}/telegram/updates",
+        "webhook_secret": WEBHOOK_SECRET,
+        "webhook_listen": f"127.0.0.1:{port}",
+    }
+    return standins.settings(**{**values, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def serving(standins: StandIns, settings: Settings) -> AsyncIterator[App]:
+    """The app in its MODE, taking updates; stopped gracefully on the way out."""
+    async with App.running(settings) as app:
+        runner: Runner = PollingRunner(app) if settings.mode == "polling" else WebhookRunner(app)
+        await runner.start()
+        try:
+            if settings.mode == "polling":
+                await standins.telegram.wait_for_poll()
+            yield app
+        finally:
+            await runner.stop()
+
+
+async def get(listen: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=f"http://{listen}", timeout=5) as http:
+        return await http.get(path)
+
+
+def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
+    """The environment for ``python -m bot``: the stand-ins' settings, nothing inherited that
+    could configure the bot."""
+    values = {
+        "BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": standins.telegram.base_url,
+        "OPERATOR_IDS": str(OPERATOR_ID),
+        "GETCOURSE_BASE_URL": standins.getcourse.base_url,
+        "GETCOURSE_API_KEY": GETCOURSE_KEY,
+        "GETCOURSE_POLL_FIRST_DELAY": "0.05",
+        "GETCOURSE_POLL_MAX_INTERVAL": "0.05",
+        "GETCOURSE_LOOKUP_TIMEOUT": "10",
+        "SALEBOT_API_KEY": SALEBOT_KEY,
+        "SALEBOT_BASE_URL": standins.salebot.base_url,
+        "SALEBOT_BOT_USERNAME": FUNNEL_BOT,
+        "SALEBOT_RETRY_FIRST_DELAY": "0.05",
+        "SALEBOT_RETRY_MAX_DELAY": "0.2",
+        "DATABASE_PATH": str(standins.database_path),
+        **settings,
+    }
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name.upper() not in {field.upper() for field in Settings.model_fields}
+    }
+    return {**inherited, **values}
+
+
+class BotProcess:
+    """``python -m bot`` in a child process; its log (stderr) collected line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.stderr_lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, env: dict[str, str], *, cwd: Path) -> BotProcess:
+        # cwd without a .env file, so only ``env`` configures the bot.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            env=env,
+            cwd=cwd,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        async for line in self.process.stderr:
+            self.stderr_lines.append(line.decode().rstrip("\n"))
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.stderr_lines)
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.stderr_lines)
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+    async def exit_code(self, within: float = 30.0) -> int:
+        try:
+            async with asyncio.timeout(within):
+                code = await self.process.wait()
+                await self._reader
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise AssertionError(f"the bot did not exit within {within}s:\n{self.stderr}") from None
+        return code

@@ -1,0 +1,229 @@
+"""Both run modes end to end over loopback: webhook (the Telegram stand-in POSTs updates to the
+bot's aiohttp server) and polling with its health server; one database moving between them;
+``/healthz``, ``/readyz`` and ``/metrics`` following the work done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import FUNNEL_BOT, Person, StandIns, eventually
+from tests.running import WEBHOOK_SECRET, free_port, get, serving, webhook_settings
+
+IVAN = 100000001
+MARIA = 100000002
+STRANGER = 100000077
+
+
+async def salebot_holds(standins: StandIns, telegram_id: int, gc_user_id: str) -> None:
+    def holds() -> bool:
+        client = standins.salebot.client_by_platform_id(telegram_id, FUNNEL_BOT)
+        variables = standins.salebot.client_variables(client.id) if client else {}
+        return variables.get("gc_user_id") == gc_user_id
+
+    await eventually(holds)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def test_webhook_mode_links_end_to_end(standins: StandIns) -> None:
+    settings = webhook_settings(standins)
+    async with serving(standins, settings) as app:
+        hook = standins.telegram.webhook
+        assert hook is not None
+        assert hook["url"] == settings.webhook_url
+        assert hook["secret_token"] == WEBHOOK_SECRET
+        assert hook["allowed_updates"] == app.dispatcher.resolve_used_update_types()
+        assert hook["drop_pending_updates"] is False
+
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says("/start")
+        await ivan.reply("email")
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Проверяю")
+        await ivan.reply("Готово")
+        await salebot_holds(standins, IVAN, "187654321")
+
+        deliveries = standins.telegram.webhook_deliveries
+        assert [d.status for d in deliveries] == [200, 200]
+        # Health and metrics live on the webhook server too.
+        assert (await get(settings.webhook_listen, "/healthz")).status_code == 200
+        scraped = (await get(settings.webhook_listen, "/metrics")).text
+        assert metric(scraped, "bot_updates_total", type="message", outcome="handled") == 2
+    assert standins.telegram.webhook is not None  # kept: Telegram queues while we restart
+
+
+async def test_webhook_refuses_a_wrong_or_missing_secret(standins: StandIns) -> None:
+    async with serving(standins, webhook_settings(standins)) as app:
+
+        def update(text: str) -> dict[str, Any]:
+            sender = {"id": STRANGER, "is_bot": False, "first_name": "Eve"}
+            chat = {"id": STRANGER, "type": "private"}
+            return {
+                "message": {"message_id": 1, "date": 0, "chat": chat, "from": sender, "text": text}
+            }
+
+        telegram = standins.telegram
+        assert await telegram.post_to_webhook(update("/cancel"), secret="not-the-secret") == 401
+        assert await telegram.post_to_webhook(update("/cancel"), secret=None) == 401
+        assert await telegram.post_to_webhook(update("/start"), secret=WEBHOOK_SECRET) == 200
+
+        # One person's updates are handled in order, so an accepted /cancel would have been
+        # answered before the greeting.
+        greeting = await Person(telegram, STRANGER).reply()
+        assert "email" in (greeting.text or "")
+        assert len(telegram.bot_messages(STRANGER)) == 1
+        handled = {"type": "message", "outcome": "handled"}
+        await eventually(
+            lambda: app.metrics.registry.get_sample_value("bot_updates_total", handled) == 1
+        )
+
+
+async def test_webhook_takes_updates_while_a_lookup_is_running(standins: StandIns) -> None:
+    standins.getcourse.not_ready_polls = 10_000  # the export is ready only when we say so
+    async with serving(standins, webhook_settings(standins)):
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Проверяю")
+
+        others = [Person(standins.telegram, 100000010 + n) for n in range(5)]
+        for person in others:
+            person.says("/start")
+        for person in others:
+            await person.reply("email")
+
+        standins.getcourse.complete_exports()
+        await ivan.reply("Готово")
+
+
+async def test_webhook_drops_pending_updates_when_told(standins: StandIns) -> None:
+    ivan = Person(standins.telegram, IVAN)
+    ivan.says("/start")  # while the bot is down
+    settings = webhook_settings(standins, webhook_drop_pending_updates=True)
+    async with serving(standins, settings):
+        assert standins.telegram.webhook is not None
+        assert standins.telegram.webhook["drop_pending_updates"] is True
+        ivan.says("/cancel")
+        await ivan.reply()
+        assert len(ivan.texts()) == 1  # the /start from before was dropped
+
+
+async def test_one_database_moves_between_modes_without_losing_links(
+    standins: StandIns,
+) -> None:
+    ivan = Person(standins.telegram, IVAN)
+    async with serving(standins, standins.settings()):
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Готово")
+        await salebot_holds(standins, IVAN, "187654321")
+
+    ivan.says("/start")  # sent while no one listens: delivered once the webhook is set
+    async with serving(standins, webhook_settings(standins)) as app:
+        card = await ivan.reply("i***@example.com")
+        assert card.buttons()
+        ivan.says("/email")
+        await ivan.reply("Пришлите email")
+        link = await app.services.links.current_link(IVAN)
+        assert link is not None
+        assert link.email == "ivan.petrov@example.com"
+
+    # Back to polling: the webhook is removed, and the dialog left half-way goes on.
+    async with serving(standins, standins.settings()) as app:
+        assert standins.telegram.webhook is None
+        ivan.says("anna@example.org")
+        await ivan.reply("Готово")
+        await salebot_holds(standins, IVAN, "187654322")
+        link = await app.services.links.current_link(IVAN)
+        assert link is not None
+        assert link.email == "anna@example.org"
+
+
+async def test_health_and_metrics_follow_the_work_in_polling_mode(standins: StandIns) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    async with serving(standins, standins.settings(health_listen=listen)) as app:
+        assert (await get(listen, "/healthz")).json() == {"alive": True}
+        ready = await get(listen, "/readyz")
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["checks"]) == {
+            "taking_updates",
+            "database",
+            "outbox_worker",
+            "getcourse",
+            "salebot",
+        }
+        before = (await get(listen, "/metrics")).text
+        assert metric(before, "bot_links") == 0
+        assert metric(before, "bot_getcourse_export_budget") == app.settings.getcourse_export_budget
+
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Готово")
+        await salebot_holds(standins, IVAN, "187654321")
+        after = (await get(listen, "/metrics")).text
+        assert metric(after, "bot_updates_total", type="message", outcome="handled") == 1
+        assert metric(after, "bot_update_handling_seconds_count", type="message") == 1
+        assert metric(after, "bot_links") == 1
+        assert metric(after, "bot_getcourse_export_requests") == 2  # start + one poll
+        calls = {"service": "getcourse", "operation": "find_user", "outcome": "ok"}
+        assert metric(after, "bot_external_calls_total", **calls) == 1
+        saved = {"service": "salebot", "operation": "save_variables", "outcome": "ok"}
+        assert metric(after, "bot_external_calls_total", **saved) == 1
+        assert metric(after, "bot_outbox_pending") == 0
+
+        # Salebot goes down: the next write waits, and readiness says why.
+        standins.salebot.set_down(True)
+        maria = Person(standins.telegram, MARIA)
+        maria.says("maria.sidorova@example.com")
+        await maria.reply("Готово")
+
+        async def salebot_failed() -> bool:
+            checks = (await get(listen, "/readyz")).json()["checks"]
+            return bool(checks["salebot"]["last_failure_cause"] == "unavailable")
+
+        await eventually(salebot_failed)
+        down = await get(listen, "/readyz")
+        assert down.status_code == 503
+        assert down.json()["checks"]["salebot"]["ok"] is False
+        assert down.json()["checks"]["getcourse"]["ok"] is True
+        waiting = (await get(listen, "/metrics")).text
+        assert metric(waiting, "bot_outbox_pending") == 1
+        assert metric(waiting, "bot_outbox_oldest_pending_age_seconds") > 0
+        failed = {"service": "salebot", "outcome": "unavailable"}
+        assert metric(waiting, "bot_external_calls_total", **failed) >= 1
+
+        standins.salebot.set_down(False)
+        await salebot_holds(standins, MARIA, "187654323")
+        await eventually(lambda: _ready(listen))
+        assert metric((await get(listen, "/metrics")).text, "bot_outbox_pending") == 0
+
+        # A dead outbox worker is not ready either.
+        app.outbox_task.cancel()
+        await eventually(lambda: app.outbox_task.done())
+        dead = await get(listen, "/readyz")
+        assert dead.status_code == 503
+        assert dead.json()["checks"]["outbox_worker"] == {"ok": False}
+
+
+async def _ready(listen: str) -> bool:
+    return (await get(listen, "/readyz")).status_code == 200
+
+
+async def test_readiness_fails_when_getcourse_fails(standins: StandIns) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    settings = standins.settings(health_listen=listen)
+    async with serving(standins, settings):
+        standins.getcourse.fail_next("users", error_code=901)  # the key was revoked
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Сейчас не получается проверить")
+        ready = await get(listen, "/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["getcourse"]["last_failure_cause"] == "config_error"
