@@ -312,3 +312,20 @@ async def test_group_chat_messages_are_ignored(standins: StandIns, app: App) -> 
     await ivan.reply()
     assert standins.telegram.bot_messages(-100123) == []
     assert standins.getcourse.requests == []
+
+
+async def test_writing_again_delivers_a_write_waiting_for_the_salebot_client(
+    standins: StandIns,
+) -> None:
+    # Retries a minute apart: only the person writing again can bring the write forward.
+    settings = standins.settings(salebot_retry_first_delay=60, salebot_retry_max_delay=60)
+    async with polling_bot(standins, settings):
+        newcomer = Person(standins.telegram, NEWCOMER)
+        newcomer.says("ivan.petrov@example.com")
+        await newcomer.reply("Готово")
+        await eventually(lambda: bool(standins.salebot.requests))  # first attempt: no client
+        standins.salebot.add_client(NEWCOMER, group=FUNNEL_BOT)  # they start the funnel bot
+
+        newcomer.says("/start")  # ...and come back to us
+        await newcomer.reply()
+        await salebot_holds(standins, NEWCOMER, {"telegram_id": str(NEWCOMER)})

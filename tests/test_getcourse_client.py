@@ -771,3 +771,22 @@ async def test_lookups_waiting_too_long_for_the_export_slot_are_busy(
     assert isinstance(first, GetCourseExportTimeout)
     assert isinstance(second, GetCourseBusy)
     assert standin.exports_started() == 1
+
+
+async def test_two_hundred_people_at_once_never_exceed_the_ledger(
+    http: httpx.AsyncClient, database: Database, standin: GetCourseStandIn
+) -> None:
+    budget = ExportBudget(database, 20)
+    client = GetCourseClient(http, KEY, budget, FAST)
+    emails = [user.email for user in USERS] * (200 // len(USERS) + 1)
+
+    results = await asyncio.gather(
+        *(client.find_user_by_email(email.lower()) for email in emails[:200]),
+        return_exceptions=True,
+    )
+
+    assert standin.export_requests_in_window() == await budget.used() == 20
+    # Ten people were looked up (a start and a poll each); everyone else was refused before
+    # anything was sent, never answered "not found".
+    assert sum(isinstance(r, GetCourseUser) for r in results) == 10
+    assert sum(isinstance(r, GetCourseBudgetExhausted) for r in results) == 190
