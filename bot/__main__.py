@@ -1,5 +1,6 @@
-"""``python -m bot [run | check | sandbox]``: run the bot in MODE, check its settings and
-connections, or try it against local stand-ins."""
+"""``python -m bot [run | check | sandbox | sync [--full]]``: run the bot in MODE, check its
+settings and connections, try it against local stand-ins, or fill the local GetCourse
+directory."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "check", "sandbox"],
+        choices=["run", "check", "sandbox", "sync"],
         help="run: the bot in MODE (default); check: settings, Telegram, GetCourse and Salebot; "
-        "sandbox: chat with it against local stand-ins",
+        "sandbox: chat with it against local stand-ins; sync: update the local GetCourse "
+        "directory (new registrations)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="sync: every user, by created_at windows"
     )
     args = parser.parse_args(argv)
+    if args.command == "sync":
+        return sync(full=args.full)
     if args.command == "sandbox":
         from bot.sandbox_cli import run_sandbox
 
@@ -41,6 +48,18 @@ def run() -> int:
     from bot.serve import serve
 
     return asyncio.run(serve(settings))
+
+
+def sync(full: bool) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"FAIL  settings   {error}")
+        return 2
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    from bot.sync_cli import run_sync
+
+    return asyncio.run(run_sync(settings, full))
 
 
 def check() -> int:

@@ -35,8 +35,12 @@ from handlers.notices import render_notices
 from handlers.operators import OPERATOR_COMMANDS
 from handlers.profiles import ProfileMiddleware
 from handlers.texts import Texts
+from services.coalescing import CoalescedExports
+from services.directory import DirectoryMirror, UserDirectory
+from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient, PollSchedule
+from services.getcourse_tech import GetCourseTechClient
 from services.health import CallTracker
 from services.linking import ConflictPolicy, LinkService
 from services.lookup_gate import LookupGate, LookupLimits
@@ -48,6 +52,7 @@ from services.reachability import Reachability
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
+from services.storage.directory import DirectoryRepository
 from services.storage.instance_lock import InstanceLock
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,8 @@ class Services:
     salebot_http: httpx.AsyncClient
     budget: ExportBudget
     getcourse: GetCourseClient
+    directory: DirectoryMirror  # every lookup: the local copy, then the Tech API or an export
+    sync: DirectorySync
     salebot: SalebotClient
     outbox: OutboxWorker
     links: LinkService
@@ -111,6 +118,29 @@ async def create_services(settings: Settings) -> Services:
         calls=calls,
         notifier=notifier,
     )
+    repository = DirectoryRepository(database)
+    fallback: UserDirectory = CoalescedExports(
+        getcourse, repository, settings.getcourse_coalesce_seconds
+    )
+    if settings.getcourse_tech_api_key is not None:
+        fallback = GetCourseTechClient(
+            getcourse_http,
+            settings.getcourse_tech_api_key.get_secret_value(),
+            notifier=notifier,
+            calls=calls,
+        )
+    directory = DirectoryMirror(repository, fallback, settings.getcourse_not_found_ttl)
+    sync = DirectorySync(
+        database,
+        getcourse,
+        budget,
+        SyncPolicy(
+            window_days=settings.getcourse_sync_window_days,
+            since=settings.getcourse_sync_since,
+            reserve=settings.getcourse_sync_reserve,
+        ),
+        notifier=notifier,
+    )
     salebot = SalebotClient(
         salebot_http,
         settings.salebot_api_key.get_secret_value(),
@@ -130,7 +160,7 @@ async def create_services(settings: Settings) -> Services:
     )
     links = LinkService(
         database,
-        getcourse,
+        directory,
         on_enqueued=outbox.wake,
         gate=LookupGate(
             database,
@@ -144,7 +174,7 @@ async def create_services(settings: Settings) -> Services:
     )
     operators = OperatorConsole(
         database,
-        getcourse,
+        directory,
         budget,
         calls,
         on_enqueued=outbox.wake,
@@ -157,6 +187,8 @@ async def create_services(settings: Settings) -> Services:
         salebot_http=salebot_http,
         budget=budget,
         getcourse=getcourse,
+        directory=directory,
+        sync=sync,
         salebot=salebot,
         outbox=outbox,
         links=links,
@@ -200,8 +232,10 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         settings=settings,
         texts=Texts.load(settings.language),
         link_service=services.links,
+        queued_notice_after=settings.getcourse_queued_notice_seconds,
         operator_ids=settings.operator_ids,
         operator_console=services.operators,
+        directory_sync=services.sync,
         profile_book=services.profiles,
         reachability=services.reachability,
     )
@@ -257,6 +291,12 @@ class App:
             background.add(
                 asyncio.create_task(services.notifier.run(deliver), name="operator-notices")
             )
+        scheduler = SyncScheduler(
+            services.sync,
+            full_every=settings.getcourse_full_sync_hours * 3600,
+            incremental_every=settings.getcourse_incremental_sync_minutes * 60,
+        )
+        background.add(asyncio.create_task(scheduler.run(), name="directory-sync"))
         app = cls(settings, services, bot, dispatcher, metrics, lock, worker)
         keeper = asyncio.create_task(lock.keep(app._on_lock_lost), name="instance-lock")
         try:
@@ -265,6 +305,8 @@ class App:
             keeper.cancel()
             services.outbox.stop()
             services.notifier.stop()
+            scheduler.stop()  # a sync cut off mid-window resumes at its saved export
+            await services.sync.stop()
             # The item in delivery may finish; cut off, it stays queued for the next start.
             await finish_tasks({*background, keeper}, app.begin_stop(), "background tasks")
             await bot.session.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -52,6 +53,15 @@ class Settings(BaseSettings):
     getcourse_poll_first_delay: float = Field(default=10.0, gt=0)
     getcourse_poll_max_interval: float = Field(default=30.0, gt=0)
     getcourse_lookup_timeout: float = Field(default=240.0, gt=0)
+    getcourse_tech_api_key: SecretStr | None = None  # "<developerKey>_<schoolKey>"
+    getcourse_not_found_ttl: float = Field(default=120.0, ge=0)
+    getcourse_coalesce_seconds: float = Field(default=15.0, ge=0)
+    getcourse_queued_notice_seconds: float = Field(default=20.0, ge=0)
+    getcourse_sync_window_days: int = Field(default=90, ge=1)
+    getcourse_sync_since: date = date(2012, 1, 1)
+    getcourse_sync_reserve: int = Field(default=20, ge=0)
+    getcourse_full_sync_hours: float = Field(default=24.0, ge=0)
+    getcourse_incremental_sync_minutes: float = Field(default=30.0, ge=0)
 
     salebot_api_key: SecretStr
     salebot_base_url: str = "https://chatter.salebot.pro"
@@ -152,6 +162,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SALEBOT_MISSING_CLIENT_MAX_DELAY must not be below SALEBOT_RETRY_FIRST_DELAY"
             )
+        if self.getcourse_sync_reserve >= self.getcourse_export_budget:
+            raise ValueError("GETCOURSE_SYNC_RESERVE must be below GETCOURSE_EXPORT_BUDGET")
         if not self.getcourse_base_url and not self.getcourse_account:
             raise ValueError("GETCOURSE_ACCOUNT or GETCOURSE_BASE_URL must be set")
         if self.mode == "webhook":
@@ -175,6 +187,8 @@ class Settings(BaseSettings):
         values = [self.bot_token, self.getcourse_api_key, self.salebot_api_key]
         if self.webhook_secret:
             values.append(self.webhook_secret)
+        if self.getcourse_tech_api_key:
+            values.append(self.getcourse_tech_api_key)
         return [value.get_secret_value() for value in values]
 
 

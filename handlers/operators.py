@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
@@ -36,6 +37,7 @@ from handlers.operator_keyboards import (
     unlink_keyboard,
 )
 from handlers.texts import Texts
+from services.directory_sync import DirectorySync, SyncKind, SyncProgress, SyncResult
 from services.email import normalize_email
 from services.errors import GetCourseError, InvalidEmail
 from services.linking import NotFound
@@ -56,6 +58,7 @@ OPERATOR_COMMANDS = (
     "export",
     "audit",
     "health",
+    "sync",
 )
 AUDIT_DEFAULT = 10
 AUDIT_MAX = 20  # more would not fit one Telegram message
@@ -91,6 +94,7 @@ def router() -> Router:
     router.message.register(on_export, Command("export"))
     router.message.register(on_audit, Command("audit"))
     router.message.register(on_health, Command("health"))
+    router.message.register(on_sync, Command("sync"))
     router.callback_query.register(on_card_button, CardButton.filter())
     router.callback_query.register(on_link_button, LinkButton.filter())
     router.callback_query.register(on_unlink_button, UnlinkButton.filter())
@@ -288,6 +292,62 @@ async def _resync(
     link = await operator_console.resync(operator_id, telegram_id)
     key = "resync_done" if link is not None else "not_linked"
     await message.answer(texts.render(key, telegram_id=telegram_id))
+
+
+async def on_sync(
+    message: Message,
+    command: CommandObject,
+    directory_sync: DirectorySync,
+    operator_console: OperatorConsole,
+    texts: Texts,
+) -> None:
+    """Starts a directory sync in the background; its progress edits one message."""
+    assert message.from_user is not None
+    argument = (command.args or "").strip().lower()
+    if argument not in ("", "full"):
+        await message.answer(texts.render("sync_usage"))
+        return
+    kind = SyncKind.FULL if argument == "full" else SyncKind.INCREMENTAL
+    if directory_sync.running:
+        await message.answer(texts.render("sync_running"))
+        return
+    status = await message.answer(texts.render(f"sync_started_{kind}"))
+
+    async def show(text: str) -> None:
+        try:
+            await status.edit_text(text)
+        except TelegramAPIError as error:  # progress is a courtesy; the sync goes on
+            log.warning("sync progress not shown: %s", error)
+
+    async def progress(step: SyncProgress) -> None:
+        await show(
+            texts.render(
+                "sync_progress",
+                done=step.windows_done,
+                total=step.windows_total,
+                rows=step.rows,
+            )
+        )
+
+    async def done(outcome: SyncResult | GetCourseError) -> None:
+        if isinstance(outcome, GetCourseError):
+            await show(texts.render("sync_failed"))
+        elif not outcome.complete:
+            await show(texts.render("sync_paused", rows=outcome.rows))
+        else:
+            await show(
+                texts.render(
+                    "sync_done",
+                    rows=outcome.rows,
+                    removed=outcome.removed,
+                    flagged=outcome.orphaned_links,
+                )
+            )
+
+    if directory_sync.start(kind, progress, done):
+        await operator_console.record_sync(message.from_user.id, kind)
+    else:
+        await show(texts.render("sync_running"))
 
 
 async def on_queue(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:

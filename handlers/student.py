@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 
@@ -96,19 +97,29 @@ async def on_unknown_command(message: Message, texts: Texts) -> None:
 
 
 async def on_text_without_dialog(
-    message: Message, bot: Bot, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    queued_notice_after: float = 0.0,
 ) -> None:
     """Someone not linked yet may just type their email without /start: take it as one."""
     assert message.from_user is not None
     link = await link_service.current_link(message.from_user.id)
     if link is None:
-        await on_email(message, bot, state, link_service, texts)
+        await on_email(message, bot, state, link_service, texts, queued_notice_after)
         return
     await message.answer(texts.render("already_linked", email=mask_email(link.email)))
 
 
 async def on_email(
-    message: Message, bot: Bot, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    queued_notice_after: float = 0.0,
 ) -> None:
     assert message.from_user is not None
     assert message.text is not None
@@ -129,9 +140,16 @@ async def on_email(
         return
 
     await message.answer(texts.render("checking", email=email))
+    lookup = asyncio.ensure_future(link_service.link(telegram_id, email))
     try:
         async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
-            outcome = await link_service.link(telegram_id, email)
+            if queued_notice_after > 0:
+                # A lookup gathered with others into one export may take minutes: say so, and
+                # the answer below still reaches the person whenever it comes.
+                done, _ = await asyncio.wait({lookup}, timeout=queued_notice_after)
+                if not done:
+                    await message.answer(texts.render("queued"))
+            outcome = await lookup
     except TooManyAttempts as refused:
         await message.answer(texts.render("too_many_attempts", minutes=_minutes(refused)))
         return
@@ -142,6 +160,8 @@ async def on_email(
         log.warning("lookup for telegram %s could not be completed: %s", telegram_id, error)
         await message.answer(texts.render("try_later"))
         return
+    finally:
+        lookup.cancel()  # only matters when this handler itself was cut off (shutdown)
     if isinstance(outcome, Linked):
         await state.clear()
         key = "relinked" if outcome.previous is not None else "linked"

@@ -6,8 +6,17 @@ requests (903), errors as HTTP 200 with ``success: false``, custom-field columns
 of the row, every cell a string, and the import endpoint with its two-level answer.
 
 Endpoint names (used by ``faults``, ``fail_next`` and ``requests``):
-``users`` (start export), ``exports`` (poll), ``groups``, ``fields``, ``import``, and
+``users`` (start export), ``exports`` (poll), ``groups``, ``fields``, ``import``,
+``tech_get_fields`` (Tech API ``GET /pl/api/v1/user/get-fields?email=``), and
 ``unknown`` for any other path (404 with an HTML page, as a real account answers).
+
+Tech API (only with ``tech_token`` set, ``"<developerKey>_<schoolKey>"``): Bearer auth, 403
+"Нет доступа" on a wrong or missing token, 404 "Объект не найден" for an unknown email, else
+``data`` as a list of one user. It costs no export budget. Slow or failing answers come from
+``faults`` like every other endpoint.
+
+``export_latency``: seconds an export takes to build (polls before then answer 909), for the
+benchmarks; 0 (the default) leaves readiness to ``not_ready_polls``.
 
 Order of checks for export-API requests: faults → ``wrong_subdomain`` → ``redirect_to`` →
 key (904/901) → budget (903) → the endpoint itself; for a users export the 905 lock is checked
@@ -148,6 +157,11 @@ def _error(code: int, message: str | None = None) -> Payload:
     }
 
 
+def _tech_error(code: int, message: str) -> web.Response:
+    body = {"status": False, "message": message, "code": code, "errors": None, "data": None}
+    return web.json_response(body, status=code)
+
+
 def _import_call_error(message: str) -> Payload:
     # Call-level import failures carry the message as a string in top-level ``error``.
     return {"success": False, "error": message}
@@ -219,6 +233,7 @@ class _Export:
     id: int
     fields: list[str]
     items: list[list[str]]
+    started_at: float = 0.0
     polls: int = 0
     ready: bool = False
 
@@ -248,6 +263,8 @@ class GetCourseStandIn(LoopbackServer):
         window_seconds: float = 7200.0,
         not_ready_polls: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        tech_token: str | None = None,
+        export_latency: float = 0.0,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -257,6 +274,8 @@ class GetCourseStandIn(LoopbackServer):
         # Read at every poll, so a test can hold an export "building" and release it later.
         self.not_ready_polls = not_ready_polls
         self.clock = clock
+        self.tech_token = tech_token
+        self.export_latency = export_latency
         self.empty_result_style: EmptyResultStyle = "items"
         self.email_filter_ignored = False
         self.wrong_subdomain = False
@@ -332,6 +351,7 @@ class GetCourseStandIn(LoopbackServer):
         ]
         for path, endpoint, action in routes:
             app.router.add_route("*", path, self._handler(endpoint, action))
+        app.router.add_get("/pl/api/v1/user/get-fields", self._tech_get_fields)
         app.router.add_route("*", "/{tail:.*}", self._handler("unknown", None))
         return app
 
@@ -442,6 +462,7 @@ class GetCourseStandIn(LoopbackServer):
         ]
         export = _Export(
             id=next(self._export_ids),
+            started_at=self.clock(),
             fields=self._export_fields(),
             items=[self._export_row(user) for user in matched],
         )
@@ -487,6 +508,8 @@ class GetCourseStandIn(LoopbackServer):
         if export is None:
             return {"success": False, "error": True, "error_message": NOT_FOUND_MESSAGE}
         if not export.ready:
+            if self.clock() - export.started_at < self.export_latency:
+                return _error(909)
             if export.polls < self.not_ready_polls:
                 export.polls += 1
                 return _error(909)
@@ -494,6 +517,46 @@ class GetCourseStandIn(LoopbackServer):
         if not export.items and self.empty_result_style == "error":
             return {"success": False, "error": True, "error_message": EMPTY_EXPORT_MESSAGE}
         return {"success": True, "info": {"fields": export.fields, "items": export.items}}
+
+    # ----- Tech API -----
+
+    async def _tech_get_fields(self, request: web.Request) -> web.StreamResponse:
+        record = RecordedRequest(
+            method=request.method,
+            endpoint="tech_get_fields",
+            path=request.path,
+            params=dict(request.query),
+            at=self.clock(),
+        )
+        self.requests.append(record)
+        fault = self.faults.take("tech_get_fields")
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.has_response():
+                return fault.response()
+        if self.tech_token is None or request.headers.get("Authorization") != (
+            f"Bearer {self.tech_token}"
+        ):
+            return _tech_error(403, "Нет доступа")
+        user = self.user_by_email(request.query.get("email", ""))
+        if user is None:
+            return _tech_error(404, NOT_FOUND_MESSAGE)
+        data = {
+            "id": user.id,
+            "email": user.email,
+            "status": user.status,
+            "type": "user",
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "phone": user.phone,
+            "city": user.city,
+            "created_at": user.created.strftime(DATETIME_FORMAT),
+            "deleted": False,
+        }
+        return web.json_response(
+            {"status": True, "message": "", "code": 200, "errors": [], "data": [data]}
+        )
 
     async def _list_groups(self, request: web.Request, params: dict[str, str]) -> Payload:
         return {

@@ -9,14 +9,16 @@ leak); every request is paid for in the persisted export budget first."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import ijson
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from services.email import mask_email, same_email
@@ -136,19 +138,8 @@ class GetCourseClient:
         except TimeoutError:
             raise GetCourseBusy("too many lookups waiting for the export slot") from None
         try:
-            with self._calls.track(GETCOURSE, "find_user"):
+            async with self._guarded("find_user"):
                 data = await self._export_rows(email, deadline)
-        except GetCourseRateLimited:
-            # The school's whole budget is gone: every export call until the window clears
-            # would extend the outage for all its integrations.
-            await self._budget.pause(WINDOW_SECONDS, "GetCourse answered 903")
-            self._notifier.notify(OperatorNotice(OperatorEvent.GETCOURSE_BUDGET_EXHAUSTED))
-            raise
-        except GetCourseConfigError as error:
-            self._notifier.notify(
-                OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": str(error)})
-            )
-            raise
         finally:
             self._export_lock.release()
         if data is None:
@@ -161,6 +152,49 @@ class GetCourseClient:
                 len(users),
             )
         return users[0] if users else None
+
+    async def export_users(
+        self,
+        filters: dict[str, str],
+        *,
+        resume_export_id: int | None,
+        on_started: Callable[[int], Awaitable[None]],
+        sink: Callable[[list[GetCourseUser]], Awaitable[None]],
+        batch_size: int = 1000,
+    ) -> int:
+        """One users export with ``filters`` (a directory sync window, or the recent
+        registrations for coalesced lookups), read as it streams in
+        and handed to ``sink`` in batches; returns how many users it held.
+
+        Waits for the account's export slot as long as it takes (a sync has no person waiting)
+        and holds it for this one export only: lookups queued meanwhile go first after it.
+        ``resume_export_id`` collects an export started before a restart; ``on_started`` gets
+        the ID of a new one before it is polled, so the caller can persist it."""
+        async with self._export_lock, self._guarded("export_users"):
+            deadline = time.monotonic() + self._schedule.give_up_after
+            export_id = resume_export_id
+            if export_id is None:
+                export_id = await self._start_export(filters, deadline)
+                await on_started(export_id)
+            log.info("getcourse export %s collecting (%s)", export_id, ",".join(filters))
+            return await self._stream_export(export_id, deadline, sink, batch_size)
+
+    @contextlib.asynccontextmanager
+    async def _guarded(self, operation: str) -> AsyncIterator[None]:
+        try:
+            with self._calls.track(GETCOURSE, operation):
+                yield
+        except GetCourseRateLimited:
+            # The school's whole budget is gone: every export call until the window clears
+            # would extend the outage for all its integrations.
+            await self._budget.pause(WINDOW_SECONDS, "GetCourse answered 903")
+            self._notifier.notify(OperatorNotice(OperatorEvent.GETCOURSE_BUDGET_EXHAUSTED))
+            raise
+        except GetCourseConfigError as error:
+            self._notifier.notify(
+                OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": str(error)})
+            )
+            raise
 
     async def list_groups(self) -> list[GetCourseGroup]:
         """The account's groups: the cheapest call that proves the key (one budget request,
@@ -183,7 +217,9 @@ class GetCourseClient:
             log.info("getcourse export %s resumed for %s", saved.export_id, mask_email(email))
             export_id = saved.export_id
         else:
-            export_id = await self._start_export(email, deadline)
+            export_id = await self._start_export({"email": email}, deadline)
+            await self._exports.started(export_id, email, self._clock())
+            log.info("getcourse export %s started for %s", export_id, mask_email(email))
         try:
             data = await self._collect_export(export_id, deadline)
         except GetCourseExportTimeout:
@@ -194,10 +230,10 @@ class GetCourseClient:
         await self._exports.finished(export_id, "found" if data else "empty", self._clock())
         return data
 
-    async def _start_export(self, email: str, deadline: float) -> int:
+    async def _start_export(self, filters: dict[str, str], deadline: float) -> int:
         delay = self._schedule.first_delay
         while True:
-            envelope = await self._call("start", "/pl/api/account/users", {"email": email})
+            envelope = await self._call("start", "/pl/api/account/users", filters)
             if envelope.success:
                 break
             error = _error_from(envelope)
@@ -212,8 +248,6 @@ class GetCourseClient:
             export_id = _ExportStarted.model_validate(envelope.info).export_id
         except ValidationError as error:
             raise GetCourseBadResponse("export start answer has no export_id") from error
-        await self._exports.started(export_id, email, self._clock())
-        log.info("getcourse export %s started for %s", export_id, mask_email(email))
         return export_id
 
     async def _collect_export(self, export_id: int, deadline: float) -> _ExportData | None:
@@ -232,14 +266,43 @@ class GetCourseClient:
                     return _ExportData.model_validate(envelope.info)
                 except ValidationError as error:
                     raise GetCourseBadResponse("export rows of an unexpected shape") from error
-            if envelope.success:
-                raise GetCourseBadResponse("export answered success without items")
-            message = envelope.error_message or ""
-            if "другой фильтр" in message:
-                return None  # "Файл не создан, попробуйте другой фильтр": permanent, no match
-            not_ready = "еще не создан" in message.replace("ё", "е")
-            if envelope.error_code not in NOT_READY_CODES and not not_ready:
-                raise _error_from(envelope)
+            if _judge_unready(envelope) == "empty":
+                return None
+            delay = min(delay * schedule.growth, schedule.max_interval)
+
+    async def _stream_export(
+        self,
+        export_id: int,
+        deadline: float,
+        sink: Callable[[list[GetCourseUser]], Awaitable[None]],
+        batch_size: int,
+    ) -> int:
+        schedule = self._schedule
+        delay = schedule.first_delay
+        while True:
+            if time.monotonic() + delay > deadline:
+                raise GetCourseExportTimeout(
+                    f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
+                )
+            await self._sleep(delay)
+            await self._budget.spend("poll")
+            try:
+                async with self._http.stream(
+                    "GET",
+                    f"/pl/api/account/exports/{export_id}",
+                    params={"key": self._api_key},
+                    follow_redirects=False,
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        _check_status("poll", response)
+                    rows = await _stream_rows(response, sink, batch_size)
+            except httpx.TimeoutException as error:
+                raise GetCourseUnavailable("poll: timed out") from error
+            except httpx.HTTPError as error:
+                raise GetCourseUnavailable(f"poll: {type(error).__name__}") from error
+            if rows is not None:
+                return rows
             delay = min(delay * schedule.growth, schedule.max_interval)
 
     async def _call(self, kind: str, path: str, params: dict[str, str]) -> _Envelope:
@@ -254,20 +317,97 @@ class GetCourseClient:
         except httpx.HTTPError as error:
             # The exception text may carry the URL, and with it the key: name only its type.
             raise GetCourseUnavailable(f"{kind}: {type(error).__name__}") from error
-        if response.is_redirect:
-            raise GetCourseConfigError(_redirect_advice(response))
-        if response.status_code == 404 and "wrong subdomain" in response.text.lower():
-            raise GetCourseConfigError("GetCourse knows no such account: check GETCOURSE_ACCOUNT")
-        if response.status_code >= 500:
-            raise GetCourseUnavailable(f"{kind}: HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise GetCourseBadResponse(f"{kind}: HTTP {response.status_code}")
+        _check_status(kind, response)
         try:
             return _Envelope.model_validate_json(response.content)
         except ValidationError as error:
             raise GetCourseBadResponse(
                 f"{kind}: unreadable answer ({_describe_body(response.content)})"
             ) from error
+
+
+def _check_status(kind: str, response: httpx.Response) -> None:
+    """Raise for any answer but HTTP 200 (GetCourse's errors come inside a 200)."""
+    if response.is_redirect:
+        raise GetCourseConfigError(_redirect_advice(response))
+    if response.status_code == 404 and "wrong subdomain" in response.text.lower():
+        raise GetCourseConfigError("GetCourse knows no such account: check GETCOURSE_ACCOUNT")
+    if response.status_code >= 500:
+        raise GetCourseUnavailable(f"{kind}: HTTP {response.status_code}")
+    if response.status_code != 200:
+        raise GetCourseBadResponse(f"{kind}: HTTP {response.status_code}")
+
+
+def _judge_unready(envelope: _Envelope) -> str:
+    """A poll answer without rows: "pending" (909), "empty" (nothing matched), or the error."""
+    if envelope.success:
+        raise GetCourseBadResponse("export answered success without items")
+    message = envelope.error_message or ""
+    if "другой фильтр" in message:
+        return "empty"  # "Файл не создан, попробуйте другой фильтр": permanent, no match
+    not_ready = "еще не создан" in message.replace("ё", "е")
+    if envelope.error_code not in NOT_READY_CODES and not not_ready:
+        raise _error_from(envelope)
+    return "pending"
+
+
+async def _stream_rows(
+    response: httpx.Response,
+    sink: Callable[[list[GetCourseUser]], Awaitable[None]],
+    batch_size: int,
+) -> int | None:
+    """Read a poll answer as it arrives: rows go to ``sink`` in batches and are not kept, so
+    a whole-account export never sits in memory. ``None`` while the export is building."""
+    envelope: dict[str, object] = {}
+    fields: list[str] = []
+    reader: _RowReader | None = None
+    early_rows: list[list[object]] = []  # rows that came before the header (never seen so far)
+    row: list[object] = []
+    batch: list[GetCourseUser] = []
+    items_seen = False
+    count = 0
+    try:
+        events = ijson.parse_async(ijson.from_iter(response.aiter_bytes()))
+        async for prefix, event, value in events:
+            if prefix == "info.items.item.item":
+                row.append(value)
+            elif prefix == "info.items.item" and event == "start_array":
+                row = []
+            elif prefix == "info.items.item" and event == "end_array":
+                if reader is None:
+                    early_rows.append(row)
+                    continue
+                user = reader.user(row)
+                if user is not None:
+                    batch.append(user)
+                    count += 1
+                if len(batch) >= batch_size:
+                    await sink(batch)
+                    batch = []
+            elif prefix == "info.items" and event == "start_array":
+                items_seen = True
+            elif prefix == "info.fields.item":
+                fields.append(str(value))
+            elif prefix == "info.fields" and event == "end_array":
+                reader = _RowReader(fields)
+            elif prefix in ("success", "error_code", "error_message"):
+                envelope[prefix] = value
+    except ijson.JSONError as error:
+        raise GetCourseBadResponse("poll: unreadable export answer") from error
+    if items_seen:
+        reader = reader or _RowReader(fields)
+        for early in early_rows:
+            if (user := reader.user(early)) is not None:
+                batch.append(user)
+                count += 1
+        if batch:
+            await sink(batch)
+        return count
+    try:
+        parsed = _Envelope.model_validate(envelope)
+    except ValidationError as error:
+        raise GetCourseBadResponse("poll: unreadable export answer") from error
+    return None if _judge_unready(parsed) == "pending" else 0
 
 
 def _error_from(envelope: _Envelope) -> GetCourseError:
@@ -301,13 +441,22 @@ def _describe_body(body: bytes) -> str:
 
 
 def _rows_to_users(data: _ExportData) -> list[GetCourseUser]:
-    titles = [title.strip() for title in data.fields]
-    keys = [title.lower() for title in titles]
-    # With an email column present but empty (a user without one), an "@" elsewhere belongs to
-    # someone else ("Email партнера"): the fallback is only for a header that names no email.
-    has_email_column = any(key in EMAIL_HEADERS for key in keys)
-    users = []
-    for row in data.items:
+    reader = _RowReader(data.fields)
+    return [user for row in data.items if (user := reader.user(row)) is not None]
+
+
+class _RowReader:
+    """Turns export rows into users by the header (columns vary per account)."""
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        self._titles = [title.strip() for title in fields]
+        self._keys = [title.lower() for title in self._titles]
+        # With an email column present but empty (a user without one), an "@" elsewhere belongs
+        # to someone else ("Email партнера"): the fallback is only for a header naming no email.
+        self._has_email_column = any(key in EMAIL_HEADERS for key in self._keys)
+
+    def user(self, row: Sequence[object]) -> GetCourseUser | None:
+        keys = self._keys
         # Padded so a short row still has a cell per header, and read by position, so a
         # repeated title cannot shift the columns after it.
         values = ["" if value is None else str(value).strip() for value in row]
@@ -315,26 +464,23 @@ def _rows_to_users(data: _ExportData) -> list[GetCourseUser]:
         email = ""
         named: dict[str, str] = {}
         other: dict[str, str] = {}
-        for title, key, value in zip(titles, keys, values, strict=False):
+        for title, key, value in zip(self._titles, keys, values, strict=False):
             if key in EMAIL_HEADERS:
                 email = email or value
             elif key in NAMED_COLUMNS:
                 named.setdefault(NAMED_COLUMNS[key], value)
             elif value:
                 other.setdefault(title, value)
-        if not email and not has_email_column:
+        if not email and not self._has_email_column:
             email = next((value for value in values if "@" in value), "")
         if not named.get("id") or not email:
-            continue
-        users.append(
-            GetCourseUser(
-                id=named["id"],
-                email=email.lower(),
-                first_name=named.get("first_name", ""),
-                last_name=named.get("last_name", ""),
-                phone=named.get("phone", ""),
-                status=named.get("status") or None,
-                custom_fields=other,
-            )
+            return None
+        return GetCourseUser(
+            id=named["id"],
+            email=email.lower(),
+            first_name=named.get("first_name", ""),
+            last_name=named.get("last_name", ""),
+            phone=named.get("phone", ""),
+            status=named.get("status") or None,
+            custom_fields=other,
         )
-    return users

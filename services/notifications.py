@@ -26,6 +26,7 @@ class OperatorEvent(StrEnum):
     GETCOURSE_BUDGET_EXHAUSTED = "getcourse_budget_exhausted"  # GetCourse answered 903
     GETCOURSE_MISCONFIGURED = "getcourse_misconfigured"  # bad key, redirect, plan without API
     SALEBOT_KEY_REJECTED = "salebot_key_rejected"  # Salebot refused the key or its scope
+    LINKED_USER_GONE = "linked_user_gone"  # a full sync no longer finds a linked GetCourse user
 
 
 @dataclass(frozen=True)

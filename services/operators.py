@@ -363,6 +363,20 @@ class OperatorConsole:
         log.info("operator %s made %d waiting salebot writes due now", operator_id, count)
         return count
 
+    async def record_sync(self, operator_id: int, kind: str) -> None:
+        """Audit an operator's start of a directory sync (it spends export budget)."""
+        async with self._database.transaction() as tx:
+            await AuditRepository.record(
+                tx,
+                at=self._clock(),
+                operator_id=operator_id,
+                action=AuditAction.SYNC,
+                target=f"directory_{kind}",
+                before={},
+                after={},
+            )
+        log.info("operator %s started a %s directory sync", operator_id, kind)
+
     # -- the whole bot ----------------------------------------------------------------------
 
     async def queue(self, oldest: int = 5) -> QueueReport:

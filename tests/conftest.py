@@ -66,6 +66,11 @@ class StandIns:
             "salebot_retry_first_delay": 0.05,
             "salebot_retry_max_delay": 0.2,
             "database_path": self.database_path,
+            # Scheduled syncs would add exports to every test's request log; tests run them.
+            "getcourse_full_sync_hours": 0,
+            "getcourse_incremental_sync_minutes": 0,
+            "getcourse_coalesce_seconds": 0,
+            "getcourse_queued_notice_seconds": 0,
         }
         values.update(overrides)
         return load_settings(_env_file=None, **values)

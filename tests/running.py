@@ -81,6 +81,10 @@ def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
         "SALEBOT_RETRY_FIRST_DELAY": "0.05",
         "SALEBOT_RETRY_MAX_DELAY": "0.2",
         "DATABASE_PATH": str(standins.database_path),
+        "GETCOURSE_FULL_SYNC_HOURS": "0",
+        "GETCOURSE_INCREMENTAL_SYNC_MINUTES": "0",
+        "GETCOURSE_COALESCE_SECONDS": "0",
+        "GETCOURSE_QUEUED_NOTICE_SECONDS": "0",
         **settings,
     }
     inherited = {

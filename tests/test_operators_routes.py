@@ -68,6 +68,7 @@ EVERY_OPERATOR_COMMAND = [
     "/export",
     "/audit 5",
     "/health",
+    "/sync full",
 ]
 
 

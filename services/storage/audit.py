@@ -19,6 +19,7 @@ class AuditAction(StrEnum):
     RESYNC = "resync"
     RETRY_ALL = "retry_all"
     EXPORT = "export"
+    SYNC = "sync"
 
 
 @dataclass(frozen=True)

@@ -158,4 +158,38 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX operator_audit_at ON operator_audit (at);
     """,
+    # 5: the local GetCourse directory (a mirror of the school's users, so most lookups need no
+    # export) and the directory syncs: the window in progress and its export ID, so a sync killed
+    # mid-way resumes where it stopped and collects the export it already paid for.
+    """
+    CREATE TABLE gc_directory (
+        gc_user_id    TEXT PRIMARY KEY,
+        email         TEXT NOT NULL,
+        phone         TEXT NOT NULL DEFAULT '',
+        first_name    TEXT NOT NULL DEFAULT '',
+        last_name     TEXT NOT NULL DEFAULT '',
+        status        TEXT,
+        created_at    TEXT NOT NULL DEFAULT '',
+        custom_fields TEXT NOT NULL DEFAULT '{}',
+        synced_at     REAL NOT NULL
+    );
+    CREATE INDEX gc_directory_email ON gc_directory (email);
+    CREATE INDEX gc_directory_phone ON gc_directory (phone) WHERE phone != '';
+    CREATE INDEX gc_directory_synced_at ON gc_directory (synced_at);
+    CREATE INDEX gc_directory_created_at ON gc_directory (created_at);
+
+    CREATE TABLE directory_syncs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT    NOT NULL CHECK (kind IN ('full', 'incremental')),
+        started_at  REAL    NOT NULL,
+        first_day   TEXT    NOT NULL,
+        last_day    TEXT    NOT NULL,
+        next_day    TEXT    NOT NULL,
+        export_id   INTEGER,
+        rows        INTEGER NOT NULL DEFAULT 0,
+        finished_at REAL,
+        outcome     TEXT
+    );
+    CREATE INDEX directory_syncs_open ON directory_syncs (kind, finished_at);
+    """,
 )

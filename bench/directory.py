@@ -1,0 +1,378 @@
+"""GetCourse at school scale: the plain strategy (one export per email) against the local
+directory, lookups in large directories, and full syncs of large accounts.
+
+    python bench/directory.py [--people 500] [--scale 20] [--coalesce 15]
+                              [--rows 10000,100000,1000000] [--sync 100000,1000000]
+
+1. Launch day: ``--people`` people, none of them in the directory yet (they registered after
+   the last sync), send their email spread evenly over a simulated 10 minutes. The GetCourse
+   stand-in takes 30 s to build an export; every duration (arrivals, export latency, poll
+   delays, the lookup timeout, the gathering of misses, the queued notice) is divided by
+   ``--scale``. Printed: the
+   export-API requests used, p50/p95 from the email to the answer (in real seconds, i.e. scaled
+   back), and how the people were answered. Everything goes through the Telegram stand-in.
+2. Directory hits: 200 people, one after another, whose users are in the directory; instant
+   stand-ins; p50/p95 from the email to the "linked" answer, end to end over loopback.
+3. ``DirectoryRepository.by_email`` at each ``--rows`` size (synthetic rows): p50/p99.
+4. ``python -m bot sync --full`` as a child process against a stand-in holding each ``--sync``
+   number of users: wall time and the child's peak RSS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.app import App
+from bot.settings import Settings, load_settings
+from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
+from sandbox.salebot import SalebotStandIn
+from sandbox.telegram import TelegramStandIn
+from services.directory_sync import SyncKind
+from services.storage.database import Database
+from services.storage.directory import DirectoryRepository
+
+TOKEN = "100000000:bench-token"
+GETCOURSE_KEY = "bench-getcourse-key"
+SALEBOT_KEY = "bench-salebot-key"
+FUNNEL_BOT = "school_funnel_bot"
+FIRST_USER = 400_000_000
+OLD_USERS = 2000
+LAUNCH_MINUTES = 10
+EXPORT_SECONDS = 30.0
+ANSWERS = {"Готово": "linked", "Не нашёл": "not found", "не получается": "try later"}
+SINCE = datetime(2020, 1, 1)
+TICK = 0.01
+
+
+def settings_for(
+    telegram: TelegramStandIn,
+    getcourse: GetCourseStandIn,
+    salebot: SalebotStandIn,
+    folder: str,
+    **values: Any,
+) -> Settings:
+    return load_settings(
+        _env_file=None,
+        bot_token=TOKEN,
+        telegram_api_url=telegram.base_url,
+        operator_ids="1",
+        getcourse_base_url=getcourse.base_url,
+        getcourse_api_key=GETCOURSE_KEY,
+        getcourse_export_budget=100,
+        getcourse_sync_reserve=0,
+        getcourse_sync_since=SINCE.date(),
+        getcourse_sync_window_days=400,
+        getcourse_full_sync_hours=0,
+        getcourse_incremental_sync_minutes=0,
+        getcourse_lookups_per_hour=1_000_000,
+        link_attempts_per_hour=1000,
+        salebot_api_key=SALEBOT_KEY,
+        salebot_base_url=salebot.base_url,
+        salebot_bot_username=FUNNEL_BOT,
+        database_path=Path(folder) / "bench.sqlite3",
+        log_level="ERROR",
+        **values,
+    )
+
+
+def old_users(count: int, first_id: int = 1_000_000) -> list[GetCourseUserRecord]:
+    step = timedelta(days=1500) / count
+    return [
+        GetCourseUserRecord(
+            id=first_id + n,
+            email=f"old{n}@example.com",
+            first_name="Old",
+            phone=f"+7900{n:07d}",
+            created_at=SINCE + step * n,
+            custom={"Тариф": "Базовый"},
+        )
+        for n in range(count)
+    ]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def answer_of(telegram: TelegramStandIn, user_id: int, sent: float) -> tuple[str, float]:
+    message = await telegram.wait_for_message(
+        user_id,
+        lambda m: any(word in (m.text or "") for word in ANSWERS),
+        timeout=1200,
+    )
+    kind = next(label for word, label in ANSWERS.items() if word in (message.text or ""))
+    return kind, time.perf_counter() - sent
+
+
+async def collect_answers(
+    telegram: TelegramStandIn, sent: dict[int, float], people: int
+) -> list[tuple[str, float]]:
+    """One watcher for everyone (a waiter per person would make the stand-in wake hundreds of
+    them at every message, and the harness, not the bot, would set the pace); checks every
+    ``TICK`` seconds, which bounds the timing resolution."""
+    answers: dict[int, tuple[str, float]] = {}
+    while len(answers) < people:
+        await asyncio.sleep(TICK)
+        now = time.perf_counter()
+        for user_id, at in list(sent.items()):
+            if user_id in answers:
+                continue
+            for message in telegram.bot_messages(user_id):
+                kind = next((v for k, v in ANSWERS.items() if k in (message.text or "")), None)
+                if kind is not None:
+                    answers[user_id] = (kind, now - at)
+                    break
+    return list(answers.values())
+
+
+# ----- 1 and 2: through the bot ----------------------------------------------------------------
+
+
+async def launch(strategy: str, people: int, scale: float, coalesce: float) -> dict[str, Any]:
+    telegram = TelegramStandIn(token=TOKEN)
+    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY, export_latency=EXPORT_SECONDS / scale)
+    getcourse.users = old_users(OLD_USERS)  # direct: add_user checks duplicates one by one
+    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+    for server in (telegram, getcourse, salebot):
+        await server.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            settings = settings_for(
+                telegram,
+                getcourse,
+                salebot,
+                folder,
+                getcourse_poll_first_delay=10 / scale,
+                getcourse_poll_max_interval=30 / scale,
+                getcourse_lookup_timeout=240 / scale,
+                getcourse_coalesce_seconds=coalesce / scale,
+                getcourse_queued_notice_seconds=20 / scale,
+            )
+            async with App.running(settings) as app:
+                await app.services.sync.run(SyncKind.FULL)  # yesterday's directory
+                if strategy == "naive":
+                    # One export per email, as before the directory: bypass it.
+                    app.services.links._directory = app.services.getcourse
+                used_before = len([r for r in getcourse.requests if r.counted])
+                today = datetime.now().replace(microsecond=0)
+                polling = asyncio.create_task(app.run_polling(handle_signals=False))
+                await telegram.wait_for_poll()
+                gap = LAUNCH_MINUTES * 60 / scale / people
+                sent: dict[int, float] = {}
+                collecting = asyncio.create_task(collect_answers(telegram, sent, people))
+                start = time.perf_counter()
+                for n in range(people):
+                    await asyncio.sleep(max(0.0, start + n * gap - time.perf_counter()))
+                    # Registered on GetCourse just now, then straight to the bot.
+                    getcourse.users.append(
+                        GetCourseUserRecord(
+                            id=2_000_000 + n, email=f"new{n}@example.com", created_at=today
+                        )
+                    )
+                    telegram.send_message(FIRST_USER + n, f"new{n}@example.com")
+                    sent[FIRST_USER + n] = time.perf_counter()
+                answers = await collecting
+                await app.dispatcher.stop_polling()
+                await polling
+    finally:
+        for server in (telegram, getcourse, salebot):
+            await server.stop()
+    latencies = [seconds * scale for _, seconds in answers]
+    tally = {label: sum(1 for kind, _ in answers if kind == label) for label in ANSWERS.values()}
+    return {
+        "GetCourse export requests": len([r for r in getcourse.requests if r.counted])
+        - used_before,
+        "p50 email → answer, s": f"{percentile(latencies, 0.5):.1f}",
+        "p95 email → answer, s": f"{percentile(latencies, 0.95):.1f}",
+        "linked / not found / try later": " / ".join(str(tally[v]) for v in ANSWERS.values()),
+    }
+
+
+async def hits(people: int = 200) -> tuple[float, float]:
+    telegram = TelegramStandIn(token=TOKEN)
+    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY)
+    getcourse.users = old_users(OLD_USERS)
+    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+    for server in (telegram, getcourse, salebot):
+        await server.start()
+    latencies = []
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            settings = settings_for(
+                telegram, getcourse, salebot, folder, getcourse_poll_first_delay=0.01
+            )
+            async with App.running(settings) as app:
+                await app.services.sync.run(SyncKind.FULL)
+                requests_before = len(getcourse.requests)
+                polling = asyncio.create_task(app.run_polling(handle_signals=False))
+                await telegram.wait_for_poll()
+                for n in range(people):
+                    sent = time.perf_counter()
+                    telegram.send_message(FIRST_USER + n, f"old{n * 7}@example.com")
+                    _, seconds = await answer_of(telegram, FIRST_USER + n, sent)
+                    latencies.append(seconds * 1000)
+                assert len(getcourse.requests) == requests_before, "a hit asked GetCourse"
+                await app.dispatcher.stop_polling()
+                await polling
+    finally:
+        for server in (telegram, getcourse, salebot):
+            await server.stop()
+    return percentile(latencies, 0.5), percentile(latencies, 0.95)
+
+
+# ----- 3: lookups in a large directory -----------------------------------------------------------
+
+
+async def lookup_latency(rows: int, samples: int = 2000) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "directory.sqlite3"
+        database = await Database.open(path)  # the real schema
+        await database.close()
+        with sqlite3.connect(path) as connection:
+            connection.executemany(
+                "INSERT INTO gc_directory (gc_user_id, email, phone, first_name, last_name, "
+                "created_at, custom_fields, synced_at) VALUES (?, ?, ?, 'Имя', 'Фамилия', "
+                "'2024-01-01 10:00:00', '{\"Тариф\": \"Базовый\"}', 0)",
+                ((str(n), f"user{n}@example.com", f"7900{n:07d}") for n in range(rows)),
+            )
+        database = await Database.open(path)
+        repository = DirectoryRepository(database)
+        generator = random.Random(1)
+        latencies = []
+        for _ in range(samples):
+            email = f"user{generator.randrange(rows)}@example.com"
+            started = time.perf_counter()
+            found = await repository.by_email(email)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert found is not None
+        await database.close()
+    return percentile(latencies, 0.5), percentile(latencies, 0.99)
+
+
+# ----- 4: full sync of a large account, in a child process ---------------------------------------
+
+
+async def full_sync(users: int) -> tuple[float, float, int]:
+    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY)
+    getcourse.users = old_users(users)
+    await getcourse.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("GETCOURSE", "BOT"))},
+                "BOT_TOKEN": TOKEN,
+                "OPERATOR_IDS": "1",
+                "GETCOURSE_BASE_URL": getcourse.base_url,
+                "GETCOURSE_API_KEY": GETCOURSE_KEY,
+                "GETCOURSE_EXPORT_BUDGET": "100",
+                "GETCOURSE_SYNC_RESERVE": "0",
+                "GETCOURSE_SYNC_SINCE": SINCE.date().isoformat(),
+                # About 100k users per window: 1,500 days of registrations.
+                "GETCOURSE_SYNC_WINDOW_DAYS": str(max(1, 1500 * 100_000 // users)),
+                "GETCOURSE_POLL_FIRST_DELAY": "0.01",
+                "GETCOURSE_LOOKUP_TIMEOUT": "600",
+                "SALEBOT_API_KEY": SALEBOT_KEY,
+                "SALEBOT_BOT_USERNAME": FUNNEL_BOT,
+                "DATABASE_PATH": str(Path(folder) / "sync.sqlite3"),
+                "LOG_LEVEL": "WARNING",
+            }
+            started = time.perf_counter()
+            # In a thread, so the stand-in keeps serving meanwhile.
+            code, peak_rss = await asyncio.to_thread(sync_child, env)
+            wall = time.perf_counter() - started
+            if code != 0:
+                raise SystemExit(f"sync of {users} users failed (exit {code})")
+            with sqlite3.connect(Path(folder) / "sync.sqlite3") as connection:
+                stored = connection.execute("SELECT COUNT(*) FROM gc_directory").fetchone()[0]
+    finally:
+        await getcourse.stop()
+    return wall, peak_rss, int(stored)
+
+
+# Runs the command and prints its exit code and peak RSS (KiB). An intermediate process: a child
+# forked straight from this big process (the stand-in holds every user) would count the fork's
+# copy of it in its peak RSS.
+_MEASURE = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
+
+def sync_child(env: dict[str, str]) -> tuple[int, float]:
+    """``python -m bot sync --full``: its exit code and peak RSS in MB."""
+    command = [sys.executable, "-m", "bot", "sync", "--full"]
+    output = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(output[0]), int(output[1]) / 1024
+
+
+def table(title: str, rows: list[tuple[str, ...]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+async def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    naive = await launch("naive", args.people, args.scale, args.coalesce)
+    mirrored = await launch("directory", args.people, args.scale, args.coalesce)
+    table(
+        f"1. Launch: {args.people} people in {LAUNCH_MINUTES} min, none in the directory "
+        f"(export {EXPORT_SECONDS:.0f} s, GETCOURSE_COALESCE_SECONDS={args.coalesce:g}; durations "
+        f"scaled down ×{args.scale:g}, shown scaled back)",
+        [("", "naive (export per email)", "directory")]
+        + [(name, str(naive[name]), str(mirrored[name])) for name in naive],
+    )
+    p50, p95 = await hits()
+    table(
+        "2. Directory hits, end to end over loopback (200 people, one after another)",
+        [("p50", "p95"), (f"{p50:.1f} ms", f"{p95:.1f} ms")],
+    )
+    rows = [("rows", "p50", "p99")]
+    for size in args.rows:
+        p50, p99 = await lookup_latency(size)
+        rows.append((f"{size:,}", f"{p50:.3f} ms", f"{p99:.3f} ms"))
+    table("3. Directory lookup by email (DirectoryRepository.by_email)", rows)
+    rows = [("users", "wall time", "peak RSS (bot process)", "rows stored")]
+    for size in args.sync:
+        wall, rss, stored = await full_sync(size)
+        rows.append((f"{size:,}", f"{wall:.1f} s", f"{rss:.0f} MB", f"{stored:,}"))
+    table("4. Full sync (python -m bot sync --full) from the stand-in", rows)
+
+
+def sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--people", type=int, default=500)
+    parser.add_argument("--scale", type=float, default=20.0)
+    parser.add_argument("--coalesce", type=float, default=15.0, help="GETCOURSE_COALESCE_SECONDS")
+    parser.add_argument("--rows", type=sizes, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sync", type=sizes, default=[100_000, 1_000_000])
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""Filling the local GetCourse directory from users exports.
+
+A full sync walks ``created_at`` windows from ``since`` to today, one export per window, so no
+single answer is huge; an incremental sync starts at the latest registration day already in
+the directory. Each run and the window it is on live in ``directory_syncs`` with the export ID
+of the window in progress, so a run killed mid-way resumes there and collects the export it
+already paid for. Every request goes through the shared export budget, and a run stops early
+(to resume later) rather than eat the reserve kept for people waiting on a live lookup.
+
+Once a full run has seen every window, users it did not see are gone from GetCourse: they
+leave the directory, and links to them are flagged to the operators (never dropped)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from services.errors import GetCourseApiError, GetCourseError
+from services.export_budget import ExportBudget
+from services.getcourse import GetCourseClient
+from services.models import GetCourseUser
+from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
+from services.storage.database import Database
+from services.storage.directory import DirectoryRepository, SyncRun
+
+log = logging.getLogger(__name__)
+
+# A window costs a start and at least one poll; a run starts one only with this much room
+# left above the reserve.
+REQUESTS_PER_WINDOW = 2
+# Seconds before a scheduled run that stopped early (budget, GetCourse failure) is tried again.
+RESUME_AFTER = 15 * 60.0
+
+
+class SyncKind(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    window_days: int = 90
+    since: date = date(2012, 1, 1)  # GetCourse opened its doors about then
+    reserve: int = 20  # export requests a sync leaves for live lookups
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    kind: SyncKind
+    windows_done: int
+    windows_total: int
+    rows: int
+    day: str  # the first day of the next window
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    kind: SyncKind
+    complete: bool  # False: stopped to spare the budget; the next run resumes
+    rows: int
+    removed: int = 0
+    orphaned_links: int = 0
+
+
+ProgressCallback = Callable[[SyncProgress], Awaitable[None]]
+
+
+class DirectorySync:
+    def __init__(
+        self,
+        database: Database,
+        getcourse: GetCourseClient,
+        budget: ExportBudget,
+        policy: SyncPolicy,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._database = database
+        self._directory = DirectoryRepository(database)
+        self._getcourse = getcourse
+        self._budget = budget
+        self._policy = policy
+        self._notifier = notifier or NullNotifier()
+        self._clock = clock
+        self._lock = asyncio.Lock()  # one run at a time: scheduled, command line or operator
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked() or bool(self._background)
+
+    def start(
+        self,
+        kind: SyncKind,
+        progress: ProgressCallback,
+        done: Callable[[SyncResult | GetCourseError], Awaitable[None]],
+    ) -> bool:
+        """Run in the background (an operator's ``/sync``), reporting to ``progress`` and at
+        the end to ``done``; ``False`` when a run is already going."""
+        if self.running:
+            return False
+
+        async def background() -> None:
+            try:
+                outcome: SyncResult | GetCourseError = await self.run(kind, progress)
+            except GetCourseError as error:
+                log.warning("directory sync %s failed: %s", kind, error)
+                outcome = error
+            await done(outcome)
+
+        task = asyncio.create_task(background(), name=f"directory-sync-{kind}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    async def stop(self) -> None:
+        """Cut off a background run; it resumes at its saved window and export next time."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def last_done(self, kind: SyncKind) -> float | None:
+        return await self._directory.last_finished(kind)
+
+    async def run(self, kind: SyncKind, progress: ProgressCallback | None = None) -> SyncResult:
+        """Raises ``GetCourseError`` when a window could not be exported; the run stays open
+        and the next one resumes at that window. Waits for a run already going."""
+        async with self._lock:
+            return await self._run(kind, progress)
+
+    async def _run(self, kind: SyncKind, progress: ProgressCallback | None) -> SyncResult:
+        run = await self._directory.open_run(kind)
+        if run is None:
+            run = await self._begin(kind)
+        else:
+            log.info("directory sync %s resumed at %s (run %s)", kind, run.next_day, run.id)
+        day = _day(run.next_day)
+        last = _day(run.last_day)
+        window = timedelta(days=self._policy.window_days)
+        total = _windows(_day(run.first_day), last, window)
+        rows = run.rows
+        export_id = run.export_id
+        while day <= last:
+            if export_id is None and not await self._budget_allows_window():
+                log.warning(
+                    "directory sync %s paused at %s: export budget kept for lookups", kind, day
+                )
+                return SyncResult(kind, complete=False, rows=rows)
+            window_end = min(day + window - timedelta(days=1), last)
+            count = await self._export_window(run, day, window_end, export_id)
+            log.info("directory sync %s: window %s..%s gave %d users", kind, day, window_end, count)
+            rows += count
+            day = window_end + timedelta(days=1)
+            export_id = None
+            await self._directory.window_done(run.id, day.isoformat(), count)
+            if progress is not None:
+                done = _windows(_day(run.first_day), window_end, window)
+                await progress(SyncProgress(kind, done, total, rows, day.isoformat()))
+        result = await self._finish(run, rows)
+        log.info(
+            "directory sync %s done: %d users, %d removed, %d links flagged",
+            kind,
+            rows,
+            result.removed,
+            result.orphaned_links,
+        )
+        return result
+
+    async def _begin(self, kind: SyncKind) -> SyncRun:
+        today = datetime.fromtimestamp(self._clock()).date()
+        first = self._policy.since
+        if kind is SyncKind.INCREMENTAL:
+            last_day = await self._directory.last_synced_day()
+            if last_day is not None:
+                # Inclusive: users who registered later on that day were not in the last export.
+                first = max(first, _day(last_day))
+        return await self._directory.begin_run(
+            kind, first.isoformat(), today.isoformat(), self._clock()
+        )
+
+    async def _budget_allows_window(self) -> bool:
+        if await self._budget.paused_until() is not None:
+            return False
+        room = self._budget.limit - await self._budget.used()
+        return room >= self._policy.reserve + REQUESTS_PER_WINDOW
+
+    async def _export_window(
+        self, run: SyncRun, first: date, last: date, export_id: int | None
+    ) -> int:
+        filters = {"created_at[from]": first.isoformat(), "created_at[to]": last.isoformat()}
+
+        async def started(new_id: int) -> None:
+            await self._directory.export_started(run.id, new_id)
+
+        async def store(users: list[GetCourseUser]) -> None:
+            await self._directory.upsert(users, self._clock())
+
+        try:
+            return await self._getcourse.export_users(
+                filters, resume_export_id=export_id, on_started=started, sink=store
+            )
+        except GetCourseApiError:
+            if export_id is None:
+                raise
+            # GetCourse no longer knows the export we saved (too old): export the window again.
+            log.info("directory sync: export %s is gone; starting the window again", export_id)
+            return await self._getcourse.export_users(
+                filters, resume_export_id=None, on_started=started, sink=store
+            )
+
+    async def _finish(self, run: SyncRun, rows: int) -> SyncResult:
+        kind = SyncKind(run.kind)
+        removed: list[GetCourseUser] = []
+        orphaned = 0
+        if kind is SyncKind.FULL:
+            removed = await self._directory.remove_unseen_since(run.started_at)
+            orphaned = await self._flag_orphaned_links()
+        await self._directory.finish_run(run.id, "done", self._clock())
+        return SyncResult(kind, True, rows, len(removed), orphaned)
+
+    async def _flag_orphaned_links(self) -> int:
+        """Links whose GetCourse user a complete full sync did not find: told, not dropped."""
+        rows = await self._database.fetchall(
+            "SELECT l.telegram_id, l.gc_user_id FROM links l "
+            "LEFT JOIN gc_directory d ON d.gc_user_id = l.gc_user_id "
+            "WHERE d.gc_user_id IS NULL ORDER BY l.telegram_id"
+        )
+        for row in rows:
+            log.warning(
+                "link of telegram %s: getcourse user %s no longer exists",
+                row["telegram_id"],
+                row["gc_user_id"],
+            )
+            self._notifier.notify(
+                OperatorNotice(
+                    OperatorEvent.LINKED_USER_GONE,
+                    {"telegram_id": str(row["telegram_id"]), "gc_user_id": row["gc_user_id"]},
+                )
+            )
+        return len(rows)
+
+
+class SyncScheduler:
+    """Scheduled syncs inside the running bot: incremental every ``incremental_every`` seconds
+    and full every ``full_every`` (0 turns either off), counted from the last one done, so a
+    restart does not repeat a sync that just ran. A failed or paused run is tried again
+    ``RESUME_AFTER`` later (or its interval, if shorter); the run resumes where it stopped."""
+
+    def __init__(
+        self,
+        sync: DirectorySync,
+        full_every: float,
+        incremental_every: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sync = sync
+        self._every = {SyncKind.FULL: full_every, SyncKind.INCREMENTAL: incremental_every}
+        self._clock = clock
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def run(self) -> None:
+        due: dict[SyncKind, float] = {}
+        for kind, every in self._every.items():
+            if every > 0:
+                last = await self._sync.last_done(kind)
+                # Never done: due now (both due alike, the full one goes first).
+                due[kind] = 0.0 if last is None else last + every
+        while due and not self._stopped.is_set():
+            # The full sync first when both are due: it covers the recent days as well.
+            kind = min(due, key=lambda k: (due[k], k is not SyncKind.FULL))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), max(0.0, due[kind] - self._clock()))
+                return
+            complete = False
+            try:
+                complete = (await self._sync.run(kind)).complete
+            except GetCourseError as error:
+                log.warning("scheduled directory sync %s failed: %s", kind, error)
+            # A run that stopped early resumes sooner than a whole interval later.
+            every = self._every[kind] if complete else min(self._every[kind], RESUME_AFTER)
+            due[kind] = self._clock() + every
+            if kind is SyncKind.FULL and SyncKind.INCREMENTAL in due:
+                due[SyncKind.INCREMENTAL] = self._clock() + self._every[SyncKind.INCREMENTAL]
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def _windows(first: date, last: date, window: timedelta) -> int:
+    return max(0, -(-((last - first).days + 1) // window.days))

@@ -1,0 +1,178 @@
+"""The ``gc_directory`` table (the local mirror of the school's GetCourse users) and the
+``directory_syncs`` table (each sync run and the window it is on, for resuming)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.models import GetCourseUser
+from services.storage.database import Database, fetch_all
+
+_COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at, custom_fields"
+# GetCourse's own column for the registration date; kept in its own indexed-friendly column.
+CREATED_COLUMN = "Создан"
+
+
+def normalize_phone(phone: str) -> str:
+    """Digits only, so "+7 (916) 123-45-67" and "79161234567" meet in the index."""
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    id: int
+    kind: str
+    started_at: float
+    first_day: str
+    last_day: str
+    next_day: str  # the first day of the window in progress (or still to do)
+    export_id: int | None
+    rows: int
+
+
+class DirectoryRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def by_email(self, email: str) -> GetCourseUser | None:
+        row = await self._database.fetchone(
+            f"SELECT {_COLUMNS} FROM gc_directory WHERE email = ? ORDER BY gc_user_id LIMIT 1",
+            (email,),
+        )
+        return None if row is None else _user(row)
+
+    async def by_phone(self, phone: str) -> list[GetCourseUser]:
+        digits = normalize_phone(phone)
+        if not digits:
+            return []
+        rows = await self._database.fetchall(
+            f"SELECT {_COLUMNS} FROM gc_directory WHERE phone = ?", (digits,)
+        )
+        return [_user(row) for row in rows]
+
+    async def count(self) -> int:
+        row = await self._database.fetchone("SELECT COUNT(*) FROM gc_directory")
+        return int(row[0]) if row else 0
+
+    async def upsert(self, users: Sequence[GetCourseUser], now: float) -> None:
+        if not users:
+            return
+        async with self._database.transaction() as tx:
+            await tx.executemany(
+                f"INSERT INTO gc_directory ({_COLUMNS}, synced_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (gc_user_id) DO UPDATE SET email = excluded.email, "
+                "phone = excluded.phone, first_name = excluded.first_name, "
+                "last_name = excluded.last_name, status = COALESCE(excluded.status, status), "
+                "created_at = excluded.created_at, custom_fields = excluded.custom_fields, "
+                "synced_at = excluded.synced_at",
+                [_values(user, now) for user in users],
+            )
+
+    async def remove_unseen_since(self, since: float) -> list[GetCourseUser]:
+        """Drop the users a complete full sync did not see (deleted in GetCourse); returns them."""
+        async with self._database.transaction() as tx:
+            rows = await fetch_all(
+                tx, f"SELECT {_COLUMNS} FROM gc_directory WHERE synced_at < ?", (since,)
+            )
+            await tx.execute("DELETE FROM gc_directory WHERE synced_at < ?", (since,))
+        return [_user(row) for row in rows]
+
+    async def last_synced_day(self) -> str | None:
+        """The latest registration day in the mirror: where an incremental sync starts."""
+        row = await self._database.fetchone("SELECT MAX(created_at) FROM gc_directory")
+        return str(row[0])[:10] if row and row[0] else None
+
+    # ----- sync runs -----
+
+    async def open_run(self, kind: str) -> SyncRun | None:
+        row = await self._database.fetchone(
+            "SELECT id, kind, started_at, first_day, last_day, next_day, export_id, rows "
+            "FROM directory_syncs WHERE kind = ? AND finished_at IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (kind,),
+        )
+        if row is None:
+            return None
+        return SyncRun(
+            id=int(row["id"]),
+            kind=row["kind"],
+            started_at=float(row["started_at"]),
+            first_day=row["first_day"],
+            last_day=row["last_day"],
+            next_day=row["next_day"],
+            export_id=None if row["export_id"] is None else int(row["export_id"]),
+            rows=int(row["rows"]),
+        )
+
+    async def begin_run(self, kind: str, first_day: str, last_day: str, now: float) -> SyncRun:
+        async with self._database.transaction() as tx:
+            cursor = await tx.execute(
+                "INSERT INTO directory_syncs (kind, started_at, first_day, last_day, next_day) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (kind, now, first_day, last_day, first_day),
+            )
+            run_id = cursor.lastrowid
+        assert run_id is not None
+        return SyncRun(run_id, kind, now, first_day, last_day, first_day, None, 0)
+
+    async def export_started(self, run_id: int, export_id: int) -> None:
+        async with self._database.transaction() as tx:
+            await tx.execute(
+                "UPDATE directory_syncs SET export_id = ? WHERE id = ?", (export_id, run_id)
+            )
+
+    async def window_done(self, run_id: int, next_day: str, rows: int) -> None:
+        async with self._database.transaction() as tx:
+            await tx.execute(
+                "UPDATE directory_syncs SET next_day = ?, export_id = NULL, rows = rows + ? "
+                "WHERE id = ?",
+                (next_day, rows, run_id),
+            )
+
+    async def finish_run(self, run_id: int, outcome: str, now: float) -> None:
+        async with self._database.transaction() as tx:
+            await tx.execute(
+                "UPDATE directory_syncs SET finished_at = ?, outcome = ? WHERE id = ?",
+                (now, outcome, run_id),
+            )
+
+    async def last_finished(self, kind: str) -> float | None:
+        row = await self._database.fetchone(
+            "SELECT MAX(finished_at) FROM directory_syncs WHERE kind = ? AND outcome = 'done'",
+            (kind,),
+        )
+        return float(row[0]) if row and row[0] is not None else None
+
+
+def _values(user: GetCourseUser, now: float) -> tuple[object, ...]:
+    custom = {k: v for k, v in user.custom_fields.items() if k != CREATED_COLUMN}
+    return (
+        user.id,
+        user.email.strip().lower(),
+        normalize_phone(user.phone),
+        user.first_name,
+        user.last_name,
+        user.status,
+        user.custom_fields.get(CREATED_COLUMN, ""),
+        json.dumps(custom, ensure_ascii=False),
+        now,
+    )
+
+
+def _user(row: Sequence[object]) -> GetCourseUser:
+    gc_user_id, email, phone, first_name, last_name, status, created_at, custom = row
+    fields: dict[str, str] = json.loads(str(custom))
+    if created_at:
+        fields[CREATED_COLUMN] = str(created_at)
+    return GetCourseUser(
+        id=str(gc_user_id),
+        email=str(email),
+        first_name=str(first_name),
+        last_name=str(last_name),
+        phone=str(phone),
+        status=None if status is None else str(status),
+        custom_fields=fields,
+    )

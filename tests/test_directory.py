@@ -1,0 +1,329 @@
+"""The local GetCourse directory over loopback HTTP: full sync by ``created_at`` windows,
+resuming a killed sync at its saved export, incremental sync, users gone from GetCourse, the
+shared export budget, lookups answered from the directory, and the Tech API path."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+import aiosqlite
+import pytest
+
+from bot.app import create_services
+from sandbox.getcourse import GetCourseUserRecord
+from sandbox.server import Fault
+from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
+from services.errors import GetCourseBadResponse
+from services.linking import Linked
+from services.notifications import OperatorEvent, OperatorNotice
+from services.storage.directory import DirectoryRepository
+from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
+
+IVAN = 100000001
+MARIA = 100000002
+SEED_USERS = 12  # sandbox/data/getcourse_users.json
+SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30
+WINDOW_DAYS = 200
+TECH_TOKEN = "dev-key-0123_school-key-4567"
+
+
+def sync_settings(**overrides: object) -> dict[str, object]:
+    return {
+        "getcourse_sync_since": SINCE,
+        "getcourse_sync_window_days": WINDOW_DAYS,
+        "getcourse_sync_reserve": 0,
+        **overrides,
+    }
+
+
+def windows_until_today() -> list[tuple[str, str]]:
+    today, day, windows = date.today(), SINCE, []
+    while day <= today:
+        last = min(day + timedelta(days=WINDOW_DAYS - 1), today)
+        windows.append((day.isoformat(), last.isoformat()))
+        day = last + timedelta(days=1)
+    return windows
+
+
+def export_filters(standins: StandIns) -> list[tuple[str, str]]:
+    return [
+        (r.params.get("created_at[from]", ""), r.params.get("created_at[to]", ""))
+        for r in standins.getcourse.requests
+        if r.endpoint == "users" and r.counted
+    ]
+
+
+async def directory_emails(standins: StandIns) -> set[str]:
+    async with aiosqlite.connect(standins.database_path) as db:
+        rows = await db.execute_fetchall("SELECT email FROM gc_directory")
+    return {str(row[0]) for row in rows}
+
+
+async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(**sync_settings())
+    async with polling_bot(standins, settings) as app:
+        result = await app.services.sync.run(SyncKind.FULL)
+        assert result == SyncResult(SyncKind.FULL, complete=True, rows=SEED_USERS)
+        assert export_filters(standins) == windows_until_today()
+        emails = await directory_emails(standins)
+        assert len(emails) == SEED_USERS
+        assert "maria.sidorova@example.com" in emails  # normalised
+        stored = await DirectoryRepository(app.services.database).by_phone("+7 916 123-45-67")
+        assert [(u.id, u.custom_fields["Тариф"]) for u in stored] == [("187654321", "Базовый")]
+
+        requests_before = len(standins.getcourse.requests)
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Готово")
+        link = await app.services.links.current_link(IVAN)
+        assert link is not None
+        assert link.gc_user_id == "187654321"
+        assert len(standins.getcourse.requests) == requests_before
+
+
+async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: StandIns) -> None:
+    getcourse = standins.getcourse
+    getcourse.not_ready_polls = 10_000  # the first window's export keeps building
+    settings = standins.settings(**sync_settings(), getcourse_lookup_timeout=60)
+    services = await create_services(settings)
+    try:
+        running = asyncio.create_task(services.sync.run(SyncKind.FULL))
+        await eventually(lambda: any(r.endpoint == "exports" for r in getcourse.requests))
+        running.cancel()  # what a kill leaves behind: the run and its export ID, in the database
+        await asyncio.gather(running, return_exceptions=True)
+    finally:
+        await services.close()
+    first_export = next(r.path for r in getcourse.requests if r.endpoint == "exports")
+
+    getcourse.not_ready_polls = 0
+    services = await create_services(settings)  # a restart on the same database
+    try:
+        result = await services.sync.run(SyncKind.FULL)
+    finally:
+        await services.close()
+    assert result.complete
+    assert result.rows == SEED_USERS
+    # The first window was started once and collected after the restart by its saved ID.
+    assert export_filters(standins) == windows_until_today()
+    polls = [r.path for r in getcourse.requests if r.endpoint == "exports" and r.counted]
+    assert polls.count(first_export) >= 2
+    assert len(await directory_emails(standins)) == SEED_USERS
+
+
+async def test_incremental_sync_starts_at_the_last_synced_day(standins: StandIns) -> None:
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)
+        standins.getcourse.add_user(GetCourseUserRecord(id=187659999, email="newcomer@example.com"))
+        starts_before = len(export_filters(standins))
+        result = await services.sync.run(SyncKind.INCREMENTAL)
+    finally:
+        await services.close()
+    assert result.complete
+    assert result.rows == 2
+    assert export_filters(standins)[starts_before:] == [("2025-06-02", date.today().isoformat())]
+    assert "newcomer@example.com" in await directory_emails(standins)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.notices: list[OperatorNotice] = []
+
+    def notify(self, notice: OperatorNotice) -> None:
+        self.notices.append(notice)
+
+
+async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: StandIns) -> None:
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)
+        await services.links.link(IVAN, "ivan.petrov@example.com")
+        ivan = standins.getcourse.user_by_email("ivan.petrov@example.com")
+        assert ivan is not None
+        standins.getcourse.users.remove(ivan)
+        recorder = Recorder()
+        sync = DirectorySync(
+            services.database,
+            services.getcourse,
+            services.budget,
+            SyncPolicy(window_days=5000, since=SINCE, reserve=0),
+            notifier=recorder,
+        )
+        result = await sync.run(SyncKind.FULL)
+        link = await services.links.current_link(IVAN)
+    finally:
+        await services.close()
+    assert (result.removed, result.orphaned_links) == (1, 1)
+    assert "ivan.petrov@example.com" not in await directory_emails(standins)
+    assert link is not None
+    assert link.gc_user_id == "187654321"
+    assert recorder.notices == [
+        OperatorNotice(
+            OperatorEvent.LINKED_USER_GONE, {"telegram_id": str(IVAN), "gc_user_id": "187654321"}
+        )
+    ]
+
+
+async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: StandIns) -> None:
+    # A budget of 10 with 6 in reserve leaves room for two windows of start + poll.
+    settings = standins.settings(
+        **sync_settings(getcourse_export_budget=10, getcourse_sync_reserve=6)
+    )
+    services = await create_services(settings)
+    try:
+        paused = await services.sync.run(SyncKind.FULL)
+        spent = await services.budget.used()
+        # A person's live lookup (not in the two windows synced) still has the reserve.
+        outcome = await services.links.link(IVAN, "alexey.sokolov@example.com")
+        services.budget.limit = 100  # the window cleared
+        resumed = await services.sync.run(SyncKind.FULL)
+    finally:
+        await services.close()
+    assert not paused.complete
+    assert spent == 4
+    assert isinstance(outcome, Linked)
+    assert resumed.complete
+    assert export_filters(standins)[:2] + export_filters(standins)[3:] == windows_until_today()
+
+
+async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -> None:
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)
+        await services.links.link(IVAN, "nobody@example.com")
+        used = await services.budget.used()
+    finally:
+        await services.close()
+    assert used == len([r for r in standins.getcourse.requests if r.counted]) == 4
+
+
+async def test_tech_api_answers_a_miss_without_export_budget(standins: StandIns) -> None:
+    standins.getcourse.tech_token = TECH_TOKEN
+    settings = standins.settings(getcourse_tech_api_key=TECH_TOKEN)
+    ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
+    async with polling_bot(standins, settings) as app:
+        ivan.says("anna@example.org")
+        await ivan.reply("Готово")
+        maria.says("nobody@example.com")
+        await maria.reply("Не нашёл")
+        maria.says("nobody@example.com")  # within GETCOURSE_NOT_FOUND_TTL: not asked again
+        await maria.reply("Не нашёл")
+        link = await app.services.links.current_link(IVAN)
+        stored = await DirectoryRepository(app.services.database).by_email("anna@example.org")
+    assert link is not None
+    assert link.gc_user_id == "187654322"
+    assert stored is not None
+    assert stored.first_name == "Анна"
+    asked = [r.params for r in standins.getcourse.requests]
+    assert asked == [{"email": "anna@example.org"}, {"email": "nobody@example.com"}]
+    assert all(r.endpoint == "tech_get_fields" for r in standins.getcourse.requests)
+
+
+async def test_tech_api_refusal_or_outage_is_try_later(standins: StandIns) -> None:
+    standins.getcourse.tech_token = "another_token"
+    settings = standins.settings(getcourse_tech_api_key=TECH_TOKEN)
+    ivan = Person(standins.telegram, IVAN)
+    async with polling_bot(standins, settings) as app:
+        ivan.says("anna@example.org")
+        await ivan.reply("не получается проверить")
+        standins.getcourse.tech_token = TECH_TOKEN
+        standins.getcourse.faults.add("tech_get_fields", Fault(status=502, body="Bad Gateway"))
+        ivan.says("anna@example.org")
+        await ivan.reply("не получается проверить")
+        assert await app.services.links.current_link(IVAN) is None
+    assert [r.endpoint for r in standins.getcourse.requests] == ["tech_get_fields"] * 2
+
+
+async def test_a_cut_off_export_answer_fails_the_window_and_keeps_it_for_the_next_run(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    truncated = '{"success": true, "info": {"fields": ["id", "Email"], "items": [["1", "a@b.c"], ['
+    standins.getcourse.faults.add("exports", Fault(status=200, body=truncated))
+    services = await create_services(settings)
+    try:
+        with pytest.raises(GetCourseBadResponse):
+            await services.sync.run(SyncKind.FULL)
+        retried = await services.sync.run(SyncKind.FULL)
+    finally:
+        await services.close()
+    assert retried.complete
+    assert retried.rows == SEED_USERS
+    assert len(export_filters(standins)) == 1  # the saved export was collected, not restarted
+
+
+async def test_operator_sync_shows_progress_in_one_message_and_is_audited(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(**sync_settings())
+    operator = Person(standins.telegram, OPERATOR_ID)
+    async with polling_bot(standins, settings) as app:
+        operator.says("/sync full")
+        final = await operator.reply(lambda message: "готова" in (message.text or ""))
+        assert len(operator.texts()) == 1  # started, then edited: one message throughout
+        assert final.edits == len(windows_until_today()) + 1  # a step per window, then the end
+        assert f"прочитано {SEED_USERS}" in (final.text or "")
+        operator.says("/sync oops")
+        await operator.reply("/sync full")
+        operator.says("/audit 1")
+        await operator.reply("синхронизация справочника")
+        assert await DirectoryRepository(app.services.database).count() == SEED_USERS
+
+
+async def test_the_running_bot_syncs_on_schedule(standins: StandIns) -> None:
+    # Never synced: the scheduled incremental sync (the whole range, then) is due at start.
+    settings = standins.settings(**sync_settings(getcourse_incremental_sync_minutes=60))
+    async with polling_bot(standins, settings) as app:
+
+        async def synced() -> bool:
+            return await app.services.sync.last_done(SyncKind.INCREMENTAL) is not None
+
+        await eventually(synced)
+        assert await DirectoryRepository(app.services.database).count() == SEED_USERS
+    assert export_filters(standins) == windows_until_today()
+
+
+async def test_concurrent_misses_share_one_export(standins: StandIns) -> None:
+    getcourse = standins.getcourse
+    settings = standins.settings(
+        **sync_settings(getcourse_sync_window_days=5000, getcourse_coalesce_seconds=0.5)
+    )
+    async with polling_bot(standins, settings) as app:
+        await app.services.sync.run(SyncKind.FULL)
+        starts_after_sync = len(export_filters(standins))
+        newcomers = [f"newcomer{n}@example.com" for n in range(5)]
+        for number, email in enumerate(newcomers):
+            getcourse.add_user(GetCourseUserRecord(id=187660000 + number, email=email))
+        people = [Person(standins.telegram, 100000200 + n) for n in range(len(newcomers))]
+        for person, email in zip(people, newcomers, strict=True):
+            person.says(email)
+        for person in people:
+            await person.reply("Готово")
+        # Alone, a miss is asked with the email filter.
+        getcourse.add_user(GetCourseUserRecord(id=187669999, email="late@example.com"))
+        late = Person(standins.telegram, 100000299)
+        late.says("late@example.com")
+        await late.reply("Готово")
+    starts = [r.params for r in getcourse.requests if r.endpoint == "users"][starts_after_sync:]
+    today = date.today().isoformat()
+    assert starts == [
+        {"created_at[from]": "2025-06-02", "created_at[to]": today},
+        {"email": "late@example.com"},
+    ]
+
+
+async def test_a_person_whose_lookup_waits_is_told_and_answered_later(standins: StandIns) -> None:
+    settings = standins.settings(
+        getcourse_coalesce_seconds=1.0, getcourse_queued_notice_seconds=0.1
+    )
+    ivan = Person(standins.telegram, IVAN)
+    async with polling_bot(standins, settings):
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Готово")
+    assert [text.split()[0] for text in ivan.texts()] == ["Проверяю", "Сейчас", "Готово!"]
