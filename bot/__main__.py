@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 
 from bot.log_setup import configure_logging
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,39 +40,45 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(error, file=sys.stderr)
+    settings = _configured(report=lambda error: print(error, file=sys.stderr))
+    if settings is None:
         return 2
-    configure_logging(settings.log_level, settings.log_format, settings.secrets())
     from bot.serve import serve
 
     return asyncio.run(serve(settings))
 
 
 def sync(full: bool) -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"FAIL  settings   {error}")
+    settings = _configured(report=_report_check_line)
+    if settings is None:
         return 2
-    configure_logging(settings.log_level, settings.log_format, settings.secrets())
     from bot.sync_cli import run_sync
 
     return asyncio.run(run_sync(settings, full))
 
 
 def check() -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"FAIL  settings   {error}")
+    settings = _configured(report=_report_check_line)
+    if settings is None:
         return 2
-    configure_logging(settings.log_level, settings.log_format, settings.secrets())
     from bot.check import run_check
 
     return asyncio.run(run_check(settings))
+
+
+def _configured(report: Callable[[SettingsError], None]) -> Settings | None:
+    """Settings with logging set up from them, or ``None`` after reporting what is wrong."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        report(error)
+        return None
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    return settings
+
+
+def _report_check_line(error: SettingsError) -> None:
+    print(f"FAIL  settings   {error}")
 
 
 if __name__ == "__main__":
