@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.settings import Settings, load_settings
+from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
+from bot.settings import Settings
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import TelegramStandIn
@@ -42,10 +43,6 @@ from services.directory_sync import SyncKind
 from services.storage.database import Database
 from services.storage.directory import DirectoryRepository
 
-TOKEN = "100000000:bench-token"
-GETCOURSE_KEY = "bench-getcourse-key"
-SALEBOT_KEY = "bench-salebot-key"
-FUNNEL_BOT = "school_funnel_bot"
 FIRST_USER = 400_000_000
 OLD_USERS = 2000
 LAUNCH_MINUTES = 10
@@ -62,13 +59,11 @@ def settings_for(
     folder: str,
     **values: Any,
 ) -> Settings:
-    return load_settings(
-        _env_file=None,
-        bot_token=TOKEN,
-        telegram_api_url=telegram.base_url,
-        operator_ids="1",
-        getcourse_base_url=getcourse.base_url,
-        getcourse_api_key=GETCOURSE_KEY,
+    return stand_in_settings(
+        telegram,
+        getcourse,
+        salebot,
+        Path(folder) / "bench.sqlite3",
         getcourse_export_budget=100,
         getcourse_sync_reserve=0,
         getcourse_sync_since=SINCE.date(),
@@ -77,11 +72,6 @@ def settings_for(
         getcourse_incremental_sync_minutes=0,
         getcourse_lookups_per_hour=1_000_000,
         link_attempts_per_hour=1000,
-        salebot_api_key=SALEBOT_KEY,
-        salebot_base_url=salebot.base_url,
-        salebot_bot_username=FUNNEL_BOT,
-        database_path=Path(folder) / "bench.sqlite3",
-        log_level="ERROR",
         **values,
     )
 

@@ -16,15 +16,11 @@ import time
 from pathlib import Path
 
 from bot.app import App
-from bot.settings import load_settings
+from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import TelegramStandIn
 
-TOKEN = "100000000:bench-token"
-GETCOURSE_KEY = "bench-getcourse-key"
-SALEBOT_KEY = "bench-salebot-key"
-FUNNEL_BOT = "school_funnel_bot"
 FIRST_USER = 300_000_000
 BUDGET = 60
 SETTLE_DEADLINE = 300.0
@@ -42,25 +38,21 @@ async def run(people: int, failure_rate: float) -> None:
         await server.start()
     try:
         with tempfile.TemporaryDirectory() as folder:
-            settings = load_settings(
-                _env_file=None,
-                bot_token=TOKEN,
-                telegram_api_url=telegram.base_url,
-                operator_ids="1",
-                getcourse_base_url=getcourse.base_url,
-                getcourse_api_key=GETCOURSE_KEY,
+            settings = stand_in_settings(
+                telegram,
+                getcourse,
+                salebot,
+                Path(folder) / "bench.sqlite3",
                 getcourse_export_budget=BUDGET,
                 getcourse_poll_first_delay=0.01,
                 getcourse_poll_max_interval=0.05,
                 getcourse_lookup_timeout=60,
                 getcourse_lookups_per_hour=10_000,
-                salebot_api_key=SALEBOT_KEY,
-                salebot_base_url=salebot.base_url,
-                salebot_bot_username=FUNNEL_BOT,
+                # No directory syncs: this measures live lookups against the budget.
+                getcourse_full_sync_hours=0,
+                getcourse_incremental_sync_minutes=0,
                 salebot_retry_first_delay=0.05,
                 salebot_retry_max_delay=1.0,
-                database_path=Path(folder) / "bench.sqlite3",
-                log_level="ERROR",
             )
             logging.basicConfig(level=logging.ERROR)
             async with App.running(settings) as app:

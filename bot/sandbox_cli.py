@@ -12,6 +12,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bot.app import App
 from bot.log_setup import configure_logging
@@ -149,27 +150,28 @@ def render(message: SentMessage) -> str:
     return "\n".join(lines)
 
 
-def sandbox_settings(
-    telegram: TelegramStandIn, getcourse: GetCourseStandIn, salebot: SalebotStandIn, folder: Path
+def stand_in_settings(
+    telegram: TelegramStandIn,
+    getcourse: GetCourseStandIn,
+    salebot: SalebotStandIn,
+    database_path: Path,
+    **overrides: Any,
 ) -> Settings:
-    return load_settings(
-        _env_file=None,
-        bot_token=TOKEN,
-        telegram_api_url=telegram.base_url,
-        operator_ids=str(OPERATOR),
-        getcourse_base_url=getcourse.base_url,
-        getcourse_api_key=GETCOURSE_KEY,
-        getcourse_poll_first_delay=0.5,
-        getcourse_poll_max_interval=1.0,
-        getcourse_lookup_timeout=20,
-        salebot_api_key=SALEBOT_KEY,
-        salebot_base_url=salebot.base_url,
-        salebot_bot_username=FUNNEL_BOT,
-        salebot_retry_first_delay=2,
-        salebot_retry_max_delay=4,
-        database_path=folder / "sandbox.sqlite3",
-        log_level="ERROR",  # the terminal is for the conversation
-    )
+    """Settings that point the bot at running stand-ins built with this module's credentials
+    (the sandbox and the benchmarks share them); ``overrides`` tune timings and limits."""
+    values: dict[str, Any] = {
+        "bot_token": TOKEN,
+        "telegram_api_url": telegram.base_url,
+        "operator_ids": str(OPERATOR),
+        "getcourse_base_url": getcourse.base_url,
+        "getcourse_api_key": GETCOURSE_KEY,
+        "salebot_api_key": SALEBOT_KEY,
+        "salebot_base_url": salebot.base_url,
+        "salebot_bot_username": FUNNEL_BOT,
+        "database_path": database_path,
+        "log_level": "ERROR",  # the terminal (or the figures) is what matters
+    }
+    return load_settings(_env_file=None, **{**values, **overrides})
 
 
 async def run_sandbox() -> int:
@@ -181,7 +183,17 @@ async def run_sandbox() -> int:
         await server.start()
     try:
         with tempfile.TemporaryDirectory(prefix="gc-salebot-sandbox-") as folder:
-            settings = sandbox_settings(telegram, getcourse, salebot, Path(folder))
+            settings = stand_in_settings(
+                telegram,
+                getcourse,
+                salebot,
+                Path(folder) / "sandbox.sqlite3",
+                getcourse_poll_first_delay=0.5,
+                getcourse_poll_max_interval=1.0,
+                getcourse_lookup_timeout=20,
+                salebot_retry_first_delay=2,
+                salebot_retry_max_delay=4,
+            )
             configure_logging(settings.log_level, settings.log_format, settings.secrets())
             async with App.running(settings) as app:
                 polling = asyncio.create_task(app.run_polling(handle_signals=False))
