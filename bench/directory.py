@@ -39,7 +39,13 @@ from bot.settings import Settings
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import TelegramStandIn
+from services.directory import MISS, DirectAnswer
 from services.directory_sync import SyncKind
+from services.export_budget import WINDOW_SECONDS
+from services.getcourse import GetCourseClient
+from services.linking import LinkService
+from services.lookup_gate import LookupGate, LookupLimits
+from services.lookup_queue import LookupPace
 from services.storage.database import Database
 from services.storage.directory import DirectoryRepository
 
@@ -64,8 +70,6 @@ def settings_for(
         getcourse,
         salebot,
         Path(folder) / "bench.sqlite3",
-        getcourse_export_budget=100,
-        getcourse_sync_reserve=0,
         getcourse_sync_since=SINCE.date(),
         getcourse_sync_window_days=400,
         getcourse_full_sync_hours=0,
@@ -130,6 +134,32 @@ async def collect_answers(
 # ----- 1 and 2: through the bot ----------------------------------------------------------------
 
 
+class OneExportPerEmail:
+    """The plain strategy, as before the directory: every email asked live, one export each."""
+
+    answers_directly = True
+
+    def __init__(self, getcourse: GetCourseClient) -> None:
+        self._getcourse = getcourse
+
+    async def local_answer(self, email: str) -> DirectAnswer:
+        return MISS
+
+    async def direct_answer(self, email: str) -> DirectAnswer:
+        return await self._getcourse.find_user_by_email(email)  # its errors: "try later"
+
+
+def one_export_per_email(app: App) -> LinkService:
+    services = app.services
+    return LinkService(
+        services.database,
+        OneExportPerEmail(services.getcourse),
+        on_enqueued=services.outbox.wake,
+        on_queued=services.lookups.wake,
+        gate=LookupGate(services.database, LookupLimits(1000, 1_000_000)),
+    )
+
+
 async def launch(strategy: str, people: int, scale: float, coalesce: float) -> dict[str, Any]:
     telegram = TelegramStandIn(token=TOKEN)
     getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY, export_latency=EXPORT_SECONDS / scale)
@@ -149,12 +179,16 @@ async def launch(strategy: str, people: int, scale: float, coalesce: float) -> d
                 getcourse_lookup_timeout=240 / scale,
                 getcourse_coalesce_seconds=coalesce / scale,
                 getcourse_queued_notice_seconds=20 / scale,
+                getcourse_queue_patience_minutes=30 / scale,
             )
             async with App.running(settings) as app:
                 await app.services.sync.run(SyncKind.FULL)  # yesterday's directory
+                # The pace refills the budget over 2 hours: scaled like every other duration.
+                app.services.lookups.pace = LookupPace(
+                    settings.getcourse_export_budget, WINDOW_SECONDS / scale
+                )
                 if strategy == "naive":
-                    # One export per email, as before the directory: bypass it.
-                    app.services.links._directory = app.services.getcourse
+                    app.dispatcher["link_service"] = one_export_per_email(app)
                 used_before = len([r for r in getcourse.requests if r.counted])
                 today = datetime.now().replace(microsecond=0)
                 polling = asyncio.create_task(app.run_polling(handle_signals=False))

@@ -30,13 +30,14 @@ from bot.middlewares import LogContextMiddleware, UpdateMetricsMiddleware
 from bot.settings import Settings
 from bot.telegram_retry import RetryAfterMiddleware
 from handlers import get_routers
+from handlers.lookup_answers import deliver_answer
 from handlers.middlewares import FloodGuard, PersonIsBack
 from handlers.notices import render_notices
 from handlers.operators import OPERATOR_COMMANDS
 from handlers.profiles import ProfileMiddleware
 from handlers.texts import Texts
 from services.coalescing import CoalescedExports
-from services.directory import DirectoryMirror, UserDirectory
+from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient, PollSchedule
@@ -44,6 +45,7 @@ from services.getcourse_tech import GetCourseTechClient
 from services.health import CallTracker
 from services.linking import ConflictPolicy, LinkService
 from services.lookup_gate import LookupGate, LookupLimits
+from services.lookup_queue import LookupPace, LookupQueue
 from services.notifications import GroupingNotifier, NoticeGroup
 from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
@@ -54,6 +56,7 @@ from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
 from services.storage.directory import DirectoryRepository
 from services.storage.instance_lock import InstanceLock
+from services.storage.queued_lookups import QueuedLookupRepository
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class Services:
     salebot: SalebotClient
     outbox: OutboxWorker
     links: LinkService
+    lookups: LookupQueue  # lookups waiting for an export, answered later
     reachability: Reachability
     calls: CallTracker  # how GetCourse and Salebot answered lately
     notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
@@ -119,17 +123,15 @@ async def create_services(settings: Settings) -> Services:
         notifier=notifier,
     )
     repository = DirectoryRepository(database)
-    fallback: UserDirectory = CoalescedExports(
-        getcourse, repository, settings.getcourse_coalesce_seconds
-    )
+    tech = None
     if settings.getcourse_tech_api_key is not None:
-        fallback = GetCourseTechClient(
+        tech = GetCourseTechClient(
             getcourse_http,
             settings.getcourse_tech_api_key.get_secret_value(),
             notifier=notifier,
             calls=calls,
         )
-    directory = DirectoryMirror(repository, fallback, settings.getcourse_not_found_ttl)
+    directory = DirectoryMirror(repository, tech, getcourse, settings.getcourse_not_found_ttl)
     sync = DirectorySync(
         database,
         getcourse,
@@ -162,6 +164,7 @@ async def create_services(settings: Settings) -> Services:
         database,
         directory,
         on_enqueued=outbox.wake,
+        on_queued=lambda: lookups.wake(),
         gate=LookupGate(
             database,
             LookupLimits(
@@ -171,6 +174,19 @@ async def create_services(settings: Settings) -> Services:
         ),
         conflict_policy=ConflictPolicy(settings.link_conflict),
         notifier=notifier,
+    )
+    lookups = LookupQueue(
+        QueuedLookupRepository(database),
+        directory,
+        CoalescedExports(getcourse, repository),
+        getcourse,
+        links,
+        gather_seconds=settings.getcourse_coalesce_seconds,
+        patience_seconds=settings.getcourse_queue_patience_minutes * 60,
+        retry_after=settings.getcourse_poll_max_interval,
+        pace=LookupPace(settings.getcourse_export_budget)
+        if settings.getcourse_pace_lookups
+        else None,
     )
     operators = OperatorConsole(
         database,
@@ -192,6 +208,7 @@ async def create_services(settings: Settings) -> Services:
         salebot=salebot,
         outbox=outbox,
         links=links,
+        lookups=lookups,
         reachability=Reachability(database),
         calls=calls,
         notifier=notifier,
@@ -232,6 +249,7 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         settings=settings,
         texts=Texts.load(settings.language),
         link_service=services.links,
+        lookup_queue=services.lookups,
         queued_notice_after=settings.getcourse_queued_notice_seconds,
         operator_ids=settings.operator_ids,
         operator_console=services.operators,
@@ -283,11 +301,14 @@ class App:
         dispatcher.update.outer_middleware(LogContextMiddleware())
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
         worker = asyncio.create_task(services.outbox.run(), name="outbox")
-        background = {worker}
+        texts = Texts.load(settings.language)
+        answers = functools.partial(
+            deliver_answer, bot, dispatcher.storage, texts, services.reachability
+        )
+        lookups = asyncio.create_task(services.lookups.run(answers), name="queued-lookups")
+        background = {worker, lookups}
         if settings.operator_chat_id is not None:
-            deliver = functools.partial(
-                send_notices, bot, settings.operator_chat_id, Texts.load(settings.language)
-            )
+            deliver = functools.partial(send_notices, bot, settings.operator_chat_id, texts)
             background.add(
                 asyncio.create_task(services.notifier.run(deliver), name="operator-notices")
             )
@@ -303,6 +324,7 @@ class App:
             yield app
         finally:
             keeper.cancel()
+            lookups.cancel()  # waiting lookups stay queued for the next start
             services.outbox.stop()
             services.notifier.stop()
             scheduler.stop()  # a sync cut off mid-window resumes at its saved export

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     getcourse_not_found_ttl: float = Field(default=120.0, ge=0)
     getcourse_coalesce_seconds: float = Field(default=15.0, ge=0)
     getcourse_queued_notice_seconds: float = Field(default=20.0, ge=0)
+    getcourse_pace_lookups: bool = True
+    getcourse_queue_patience_minutes: float = Field(default=30.0, gt=0)
     getcourse_sync_window_days: int = Field(default=90, ge=1)
     getcourse_sync_since: date = date(2012, 1, 1)
     getcourse_sync_reserve: int = Field(default=20, ge=0)
@@ -74,7 +76,7 @@ class Settings(BaseSettings):
 
     link_conflict: Literal["refuse", "replace"] = "refuse"
     link_attempts_per_hour: int = Field(default=5, ge=1)
-    getcourse_lookups_per_hour: int = Field(default=30, ge=1)
+    getcourse_lookups_per_hour: int = Field(default=600, ge=1)
 
     database_path: Path = Path("data/bot.sqlite3")
     language: Literal["ru", "en"] = "ru"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 
@@ -14,6 +15,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.chat_action import ChatActionSender
 
 from handlers.keyboards import ChangeEmail, change_email_keyboard
+from handlers.lookup_answers import DIALOG_ENDS, answer_text
 from handlers.texts import Texts
 from services.email import MAX_EMAIL_LENGTH, mask_email, normalize_email
 from services.errors import (
@@ -23,7 +25,8 @@ from services.errors import (
     LookupsThrottled,
     TooManyAttempts,
 )
-from services.linking import Conflict, Linked, LinkService
+from services.linking import LinkService, LookupResult, Queued, result_of
+from services.lookup_queue import LookupQueue
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,9 @@ async def on_cancel(
 ) -> None:
     assert message.from_user is not None
     await state.clear()
+    if await link_service.cancel_queued(message.from_user.id):
+        await message.answer(texts.render("cancelled_queued"))
+        return
     link = await link_service.current_link(message.from_user.id)
     if link is None:
         await message.answer(texts.render("cancelled_new"))
@@ -102,13 +108,14 @@ async def on_text_without_dialog(
     state: FSMContext,
     link_service: LinkService,
     texts: Texts,
+    lookup_queue: LookupQueue,
     queued_notice_after: float = 0.0,
 ) -> None:
     """Someone not linked yet may just type their email without /start: take it as one."""
     assert message.from_user is not None
     link = await link_service.current_link(message.from_user.id)
     if link is None:
-        await on_email(message, bot, state, link_service, texts, queued_notice_after)
+        await on_email(message, bot, state, link_service, texts, lookup_queue, queued_notice_after)
         return
     await message.answer(texts.render("already_linked", email=mask_email(link.email)))
 
@@ -119,6 +126,7 @@ async def on_email(
     state: FSMContext,
     link_service: LinkService,
     texts: Texts,
+    lookup_queue: LookupQueue,
     queued_notice_after: float = 0.0,
 ) -> None:
     assert message.from_user is not None
@@ -140,16 +148,17 @@ async def on_email(
         return
 
     await message.answer(texts.render("checking", email=email))
-    lookup = asyncio.ensure_future(link_service.link(telegram_id, email))
     try:
         async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
-            if queued_notice_after > 0:
-                # A lookup gathered with others into one export may take minutes: say so, and
-                # the answer below still reaches the person whenever it comes.
-                done, _ = await asyncio.wait({lookup}, timeout=queued_notice_after)
-                if not done:
-                    await message.answer(texts.render("queued"))
-            outcome = await lookup
+            outcome = await link_service.link(telegram_id, message.chat.id, email)
+            if isinstance(outcome, Queued):
+                result = await _queued_answer(
+                    message, outcome, lookup_queue, texts, queued_notice_after
+                )
+                if result is None:
+                    return  # the queue writes to the person when the answer comes
+            else:
+                result = result_of(outcome)
     except TooManyAttempts as refused:
         await message.answer(texts.render("too_many_attempts", minutes=_minutes(refused)))
         return
@@ -160,17 +169,31 @@ async def on_email(
         log.warning("lookup for telegram %s could not be completed: %s", telegram_id, error)
         await message.answer(texts.render("try_later"))
         return
+    if result in DIALOG_ENDS:
+        await state.clear()
+    await message.answer(answer_text(texts, result, email))
+
+
+async def _queued_answer(
+    message: Message,
+    queued: Queued,
+    lookup_queue: LookupQueue,
+    texts: Texts,
+    notice_after: float,
+) -> LookupResult | None:
+    """Wait for a queued lookup's answer; past ``notice_after`` (0: no limit), tell the person
+    they are in the queue and hand the answer over to the queue (``None``)."""
+    answer = lookup_queue.claim(queued.lookup_id)
+    try:
+        if notice_after <= 0:
+            return await answer
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(answer), notice_after)
+        await message.answer(texts.render("queued"))
+        # An answer that came while the notice was on its way still belongs to this turn.
+        return answer.result() if answer.done() and not answer.cancelled() else None
     finally:
-        lookup.cancel()  # only matters when this handler itself was cut off (shutdown)
-    if isinstance(outcome, Linked):
-        await state.clear()
-        key = "relinked" if outcome.previous is not None else "linked"
-        await message.answer(texts.render(key, email=outcome.link.email))
-    elif isinstance(outcome, Conflict):
-        await state.clear()
-        await message.answer(texts.render("conflict", email=outcome.email))
-    else:
-        await message.answer(texts.render("not_found", email=outcome.email))
+        lookup_queue.release(queued.lookup_id)
 
 
 async def on_not_text(message: Message, texts: Texts) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # How old a started export may be for a later lookup of the same email to collect it.
 RESUMABLE_EXPORT_AGE = 60 * 60.0
+# How many recent export build times the first poll is timed by.
+BUILD_TIMES_KEPT = 5
 NOT_READY_CODES = frozenset({909, 910})  # 910 appears in one client only; harmless to accept
 CONFIG_ERROR_CODES = {
     901: "GetCourse rejected the API key (901): check GETCOURSE_API_KEY and the account domain",
@@ -129,6 +132,10 @@ class GetCourseClient:
         self._clock = clock
         self._export_lock = asyncio.Lock()
         self._calls = calls or CallTracker()
+        # Seconds from start to ready of recent exports: the first poll waits for the
+        # quickest of them, so an export of the usual kind costs a start and one poll.
+        self._build_times: deque[float] = deque(maxlen=BUILD_TIMES_KEPT)
+        self.requests_sent = 0  # export-API requests since start, for pacing by the caller
 
     async def find_user_by_email(self, email: str) -> GetCourseUser | None:
         deadline = time.monotonic() + self._schedule.give_up_after
@@ -173,11 +180,15 @@ class GetCourseClient:
         async with self._export_lock, self._guarded("export_users"):
             deadline = time.monotonic() + self._schedule.give_up_after
             export_id = resume_export_id
+            started_at: float | None = None
             if export_id is None:
                 export_id = await self._start_export(filters, deadline)
+                started_at = time.monotonic()
                 await on_started(export_id)
             log.info("getcourse export %s collecting (%s)", export_id, ",".join(filters))
-            return await self._stream_export(export_id, deadline, sink, batch_size)
+            rows = await self._stream_export(export_id, deadline, sink, batch_size)
+            self._built(started_at)
+            return rows
 
     @contextlib.asynccontextmanager
     async def _guarded(self, operation: str) -> AsyncIterator[None]:
@@ -216,12 +227,15 @@ class GetCourseClient:
         if saved is not None:
             log.info("getcourse export %s resumed for %s", saved.export_id, mask_email(email))
             export_id = saved.export_id
+            started_at: float | None = None
         else:
             export_id = await self._start_export({"email": email}, deadline)
+            started_at = time.monotonic()
             await self._exports.started(export_id, email, self._clock())
             log.info("getcourse export %s started for %s", export_id, mask_email(email))
         try:
             data = await self._collect_export(export_id, deadline)
+            self._built(started_at)
         except GetCourseExportTimeout:
             raise  # left open: the next lookup of this email collects it
         except GetCourseError:
@@ -253,7 +267,7 @@ class GetCourseClient:
     async def _collect_export(self, export_id: int, deadline: float) -> _ExportData | None:
         """Poll until ready; ``None`` when GetCourse says nothing matched."""
         schedule = self._schedule
-        delay = schedule.first_delay
+        delay = self._first_poll_delay()
         while True:
             if time.monotonic() + delay > deadline:
                 raise GetCourseExportTimeout(
@@ -278,14 +292,14 @@ class GetCourseClient:
         batch_size: int,
     ) -> int:
         schedule = self._schedule
-        delay = schedule.first_delay
+        delay = self._first_poll_delay()
         while True:
             if time.monotonic() + delay > deadline:
                 raise GetCourseExportTimeout(
                     f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
                 )
             await self._sleep(delay)
-            await self._budget.spend("poll")
+            await self._spend("poll")
             try:
                 async with self._http.stream(
                     "GET",
@@ -305,8 +319,21 @@ class GetCourseClient:
                 return rows
             delay = min(delay * schedule.growth, schedule.max_interval)
 
-    async def _call(self, kind: str, path: str, params: dict[str, str]) -> _Envelope:
+    def _first_poll_delay(self) -> float:
+        learned = min(self._build_times, default=0.0)
+        return max(self._schedule.first_delay, min(learned, self._schedule.give_up_after / 2))
+
+    def _built(self, started_at: float | None) -> None:
+        """Remember how long an export we started took to build (a resumed one tells nothing)."""
+        if started_at is not None:
+            self._build_times.append(time.monotonic() - started_at)
+
+    async def _spend(self, kind: str) -> None:
         await self._budget.spend(kind)
+        self.requests_sent += 1
+
+    async def _call(self, kind: str, path: str, params: dict[str, str]) -> _Envelope:
+        await self._spend(kind)
         try:
             # Never follow, whatever the client was built with: the query carries the key.
             response = await self._http.get(

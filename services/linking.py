@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
-from services.directory import UserDirectory
+from services.directory import MISS, DirectAnswer
 from services.email import mask_email, normalize_email
 from services.errors import GetCourseError
 from services.lookup_gate import LookupGate, LookupLimits
@@ -20,6 +21,7 @@ from services.storage.database import Database
 from services.storage.link_events import LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
+from services.storage.queued_lookups import QueuedLookup, QueuedLookupRepository
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,46 @@ class Conflict:
     email: str
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Only an export can answer: the lookup waits in the queue, and its answer comes later."""
+
+    email: str
+    lookup_id: int
+
+
 LinkOutcome = Linked | NotFound | Conflict
+
+
+class LookupResult(StrEnum):
+    """What the person is told, whether at once or after a queued lookup."""
+
+    LINKED = "linked"
+    RELINKED = "relinked"
+    CONFLICT = "conflict"
+    NOT_FOUND = "not_found"
+    TRY_LATER = "try_later"
+
+
+def result_of(outcome: LinkOutcome) -> LookupResult:
+    if isinstance(outcome, Linked):
+        return LookupResult.RELINKED if outcome.previous is not None else LookupResult.LINKED
+    if isinstance(outcome, Conflict):
+        return LookupResult.CONFLICT
+    return LookupResult.NOT_FOUND
+
+
+class DirectLookups(Protocol):
+    """What linking needs from the directory (``DirectoryMirror``)."""
+
+    async def local_answer(self, email: str) -> DirectAnswer: ...
+
+    async def direct_answer(self, email: str) -> DirectAnswer:
+        """May raise ``GetCourseError``."""
+        ...
+
+    @property
+    def answers_directly(self) -> bool: ...
 
 
 class ConflictPolicy(StrEnum):
@@ -52,14 +93,15 @@ class ConflictPolicy(StrEnum):
 
 class LinkService:
     """Raises ``InvalidEmail`` for text that is no address, ``LookupRefused`` when the person
-    (or everyone) asked too often, and ``GetCourseError`` when the lookup could not be
-    completed; nothing is linked in any of these cases."""
+    (or everyone) asked too often, and ``GetCourseError`` when a direct lookup could not be
+    completed (the mirror queues such a lookup instead); nothing is linked in these cases."""
 
     def __init__(
         self,
         database: Database,
-        directory: UserDirectory,
+        directory: DirectLookups,
         on_enqueued: Callable[[], None],
+        on_queued: Callable[[], None] = lambda: None,
         gate: LookupGate | None = None,
         conflict_policy: ConflictPolicy = ConflictPolicy.REFUSE,
         notifier: Notifier | None = None,
@@ -69,6 +111,8 @@ class LinkService:
         self._links = LinkRepository(database)
         self._directory = directory
         self._on_enqueued = on_enqueued
+        self._on_queued = on_queued
+        self._queue = QueuedLookupRepository(database)
         self._gate = gate or LookupGate(database, LookupLimits(), clock)
         self._conflict_policy = conflict_policy
         self._notifier = notifier or NullNotifier()
@@ -77,28 +121,82 @@ class LinkService:
     async def current_link(self, telegram_id: int) -> Link | None:
         return await self._links.get(telegram_id)
 
-    async def link(self, telegram_id: int, text: str) -> LinkOutcome:
+    async def link(self, telegram_id: int, chat_id: int, text: str) -> LinkOutcome | Queued:
         email = normalize_email(text)
         lookup_id = await self._gate.admit(telegram_id)
-        try:
-            user = await self._directory.find_user_by_email(email)
-        except GetCourseError:
-            await self._gate.settle(lookup_id, "unavailable")
-            raise
-        if user is None:
+        answer = await self._directory.local_answer(email)
+        if answer is MISS and self._directory.answers_directly:
+            await self._gate.admit_live(lookup_id)
+            try:
+                answer = await self._directory.direct_answer(email)
+            except GetCourseError:
+                await self._gate.settle(lookup_id, "unavailable")
+                raise
+        if answer is MISS:
+            await self._queue.put(
+                QueuedLookup(telegram_id, chat_id, email, lookup_id, self._clock())
+            )
+            log.info("lookup for telegram %s: %s queued", telegram_id, mask_email(email))
+            self._on_queued()
+            return Queued(email, lookup_id)
+        if answer is None:
             await self._gate.settle(lookup_id, "not_found")
             log.info("lookup for telegram %s: %s not in GetCourse", telegram_id, mask_email(email))
             return NotFound(email)
-        outcome = await self._store(telegram_id, email, user)
+        outcome = await self._store(telegram_id, email, answer)
+        assert outcome is not None  # only a queued lookup can be overtaken
         await self._gate.settle(lookup_id, "conflict" if isinstance(outcome, Conflict) else "found")
         return outcome
 
-    async def _store(self, telegram_id: int, email: str, user: GetCourseUser) -> LinkOutcome:
+    async def conclude(
+        self, lookup: QueuedLookup, answer: GetCourseUser | GetCourseError | None
+    ) -> LookupResult | None:
+        """Act on the export's answer to a queued lookup and record what the person is to be
+        told; ``None`` when the lookup is no longer queued (a newer email, /cancel)."""
+        email = mask_email(lookup.email)
+        if isinstance(answer, GetCourseUser):
+            outcome = await self._store(lookup.telegram_id, lookup.email, answer, lookup.lookup_id)
+            if outcome is None:
+                return None
+            await self._gate.settle(
+                lookup.lookup_id, "conflict" if isinstance(outcome, Conflict) else "found"
+            )
+            return result_of(outcome)
+        if answer is None:
+            result, settled = LookupResult.NOT_FOUND, "not_found"
+            log.info(
+                "queued lookup for telegram %s: %s not in GetCourse", lookup.telegram_id, email
+            )
+        else:
+            result, settled = LookupResult.TRY_LATER, "unavailable"
+            log.warning(
+                "queued lookup for telegram %s (%s) given up: %s", lookup.telegram_id, email, answer
+            )
+        async with self._database.transaction() as tx:
+            if not await QueuedLookupRepository.answer_in(tx, lookup.lookup_id, result):
+                return None
+        await self._gate.settle(lookup.lookup_id, settled)
+        return result
+
+    async def cancel_queued(self, telegram_id: int) -> bool:
+        lookup = await self._queue.cancel(telegram_id)
+        if lookup is None:
+            return False
+        await self._gate.settle(lookup.lookup_id, "cancelled")
+        log.info("queued lookup for telegram %s cancelled", telegram_id)
+        return True
+
+    async def _store(
+        self, telegram_id: int, email: str, user: GetCourseUser, queued: int | None = None
+    ) -> LinkOutcome | None:
         """The link and its Salebot write in one transaction, unless another account holds
-        this person and the policy refuses a second one."""
+        this person and the policy refuses a second one. For a ``queued`` lookup, its answer
+        is recorded in the same transaction, and nothing happens if it is no longer queued."""
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC)
         async with self._database.transaction() as tx:
+            if queued is not None and not await QueuedLookupRepository.is_waiting_in(tx, queued):
+                return None
             previous = await LinkRepository.get_in(tx, telegram_id)
             holders = await LinkRepository.holders_in(tx, email, user.id, excluding=telegram_id)
             refused = bool(holders) and self._conflict_policy is ConflictPolicy.REFUSE
@@ -134,6 +232,12 @@ class LinkService:
                 await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
                 kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
                 await LinkEventRepository.record(tx, kind, telegram_id, now)
+            if queued is not None:
+                if refused:
+                    result = LookupResult.CONFLICT
+                else:
+                    result = LookupResult.RELINKED if previous else LookupResult.LINKED
+                await QueuedLookupRepository.answer_in(tx, queued, result)
         for holder in holders:
             self._report_conflict(telegram_id, holder, email, user.id, refused)
         if refused:

@@ -1,6 +1,8 @@
-"""Limits on GetCourse lookups: per person (so nobody can enumerate a school's students) and
-for everyone together (so nobody can burn the school's export budget). Attempts are kept in
-the database, so neither a restart nor /start resets them."""
+"""Limits on GetCourse lookups: per person (so nobody can enumerate a school's students) and,
+for the lookups that ask GetCourse directly (the Tech API), for everyone together. Directory
+hits cost GetCourse nothing and queued misses are paced by the export budget, so neither
+counts towards the second. Attempts are kept in the database, so neither a restart nor /start
+resets them."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ HOUR = 3600.0
 @dataclass(frozen=True)
 class LookupLimits:
     per_person_per_hour: int = 5
-    everyone_per_hour: int = 30
+    everyone_per_hour: int = 600
 
 
 class LookupGate:
@@ -30,22 +32,30 @@ class LookupGate:
         self._clock = clock
 
     async def admit(self, telegram_id: int) -> int:
-        """Count this lookup in, or raise ``LookupRefused``; returns the lookup's ID."""
+        """Count this person's lookup in, or raise ``TooManyAttempts``; returns its ID."""
         now = self._clock()
-        since = now - HOUR
         async with self._database.transaction() as tx:
-            mine, my_oldest = await LookupLog.count_since(tx, since, telegram_id)
+            mine, my_oldest = await LookupLog.count_since(tx, now - HOUR, telegram_id)
             if mine >= self._limits.per_person_per_hour:
                 raise TooManyAttempts(
                     f"telegram {telegram_id}: {mine} lookups in the last hour",
                     retry_after=_retry_after(my_oldest, now),
                 )
-            everyone, oldest = await LookupLog.count_since(tx, since)
-            if everyone >= self._limits.everyone_per_hour:
-                raise LookupsThrottled(
-                    f"{everyone} lookups in the last hour", retry_after=_retry_after(oldest, now)
-                )
             return await LookupLog.add(tx, telegram_id, now)
+
+    async def admit_live(self, lookup_id: int) -> None:
+        """Let this lookup ask GetCourse directly, or raise ``LookupsThrottled`` when everyone
+        together did so too often this hour."""
+        now = self._clock()
+        async with self._database.transaction() as tx:
+            everyone, oldest = await LookupLog.count_since(tx, now - HOUR)
+            if everyone >= self._limits.everyone_per_hour:
+                await LookupLog.settle(tx, lookup_id, "throttled")
+                raise LookupsThrottled(
+                    f"{everyone} live lookups in the last hour",
+                    retry_after=_retry_after(oldest, now),
+                )
+            await LookupLog.mark_live(tx, lookup_id)
 
     async def settle(self, lookup_id: int, outcome: str) -> None:
         async with self._database.transaction() as tx:

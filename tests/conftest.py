@@ -71,6 +71,8 @@ class StandIns:
             "getcourse_incremental_sync_minutes": 0,
             "getcourse_coalesce_seconds": 0,
             "getcourse_queued_notice_seconds": 0,
+            # Pacing would hold a test's second export for minutes; its own tests switch it on.
+            "getcourse_pace_lookups": False,
         }
         values.update(overrides)
         return load_settings(_env_file=None, **values)

@@ -4,6 +4,8 @@ stand-ins over HTTP; the outbox worker does not run by itself (``deliver()`` run
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import html
 import itertools
 import re
@@ -15,6 +17,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
 from bot.app import Services, create_bot, create_dispatcher, create_services
+from handlers.lookup_answers import deliver_answer
 from handlers.texts import Texts
 from sandbox.telegram import SentMessage
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, StandIns
@@ -130,14 +133,16 @@ async def console_for(standins: StandIns, **settings: Any) -> AsyncIterator[Cons
     config = standins.settings(**settings)
     services = await create_services(config)
     bot = create_bot(config)
+    dispatcher = create_dispatcher(config, services)
+    texts = Texts.load(config.language)
+    # Lookups the directory misses are answered by the queue's worker, as in the running bot.
+    answers = functools.partial(
+        deliver_answer, bot, dispatcher.storage, texts, services.reachability
+    )
+    lookups = asyncio.create_task(services.lookups.run(answers))
     try:
-        yield Console(
-            standins,
-            services,
-            bot,
-            create_dispatcher(config, services),
-            Texts.load(config.language),
-        )
+        yield Console(standins, services, bot, dispatcher, texts)
     finally:
+        lookups.cancel()
         await bot.session.close()
         await services.close()

@@ -15,6 +15,7 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import Update
 
 from bot.app import create_bot, create_dispatcher, create_services
+from services.directory import MISS, DirectAnswer
 from services.linking import ConflictPolicy, LinkService
 from services.lookup_gate import LookupGate, LookupLimits
 from services.models import GetCourseUser
@@ -32,7 +33,12 @@ class FakeDirectory:
     asked: list[str] = field(default_factory=list)
     failure: Exception | None = None
 
-    async def find_user_by_email(self, email: str) -> GetCourseUser | None:
+    answers_directly = True  # like the Tech API: every lookup is asked directly
+
+    async def local_answer(self, email: str) -> DirectAnswer:
+        return MISS
+
+    async def direct_answer(self, email: str) -> DirectAnswer:
         self.asked.append(email)
         if self.failure is not None:
             raise self.failure

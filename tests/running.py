@@ -85,6 +85,7 @@ def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
         "GETCOURSE_INCREMENTAL_SYNC_MINUTES": "0",
         "GETCOURSE_COALESCE_SECONDS": "0",
         "GETCOURSE_QUEUED_NOTICE_SECONDS": "0",
+        "GETCOURSE_PACE_LOOKUPS": "false",
         **settings,
     }
     inherited = {

@@ -83,8 +83,8 @@ async def test_kill_9_loses_nothing(standins: StandIns, tmp_path: Path) -> None:
     async with bot_process(standins, tmp_path):
         # Ivan's stored link reaches Salebot without him doing anything.
         await eventually(lambda: salebot_email(standins, IVAN) == "ivan.petrov@example.com", 20)
-        # Anna's export is collected by its saved ID, not started again.
-        anna.says("anna@example.org")
+        # Anna's queued lookup is answered without her asking again, by collecting her
+        # export by its saved ID rather than starting it again.
         await anna.reply("Готово")
         assert getcourse.exports_started() == started_before_restart
         # Maria's dialog continues where it was: her text is still read as the new email.

@@ -15,7 +15,6 @@ from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
 from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
 from services.errors import GetCourseBadResponse
-from services.linking import Linked
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
@@ -142,7 +141,7 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
     services = await create_services(settings)
     try:
         await services.sync.run(SyncKind.FULL)
-        await services.links.link(IVAN, "ivan.petrov@example.com")
+        await services.links.link(IVAN, IVAN, "ivan.petrov@example.com")
         ivan = standins.getcourse.user_by_email("ivan.petrov@example.com")
         assert ivan is not None
         standins.getcourse.users.remove(ivan)
@@ -178,15 +177,15 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
     try:
         paused = await services.sync.run(SyncKind.FULL)
         spent = await services.budget.used()
-        # A person's live lookup (not in the two windows synced) still has the reserve.
-        outcome = await services.links.link(IVAN, "alexey.sokolov@example.com")
+        # A live lookup (not in the two windows synced) still has the reserve.
+        found = await services.directory.find_user_by_email("alexey.sokolov@example.com")
         services.budget.limit = 100  # the window cleared
         resumed = await services.sync.run(SyncKind.FULL)
     finally:
         await services.close()
     assert not paused.complete
     assert spent == 4
-    assert isinstance(outcome, Linked)
+    assert found is not None
     assert resumed.complete
     assert export_filters(standins)[:2] + export_filters(standins)[3:] == windows_until_today()
 
@@ -196,7 +195,7 @@ async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -
     services = await create_services(settings)
     try:
         await services.sync.run(SyncKind.FULL)
-        await services.links.link(IVAN, "nobody@example.com")
+        assert await services.directory.find_user_by_email("nobody@example.com") is None
         used = await services.budget.used()
     finally:
         await services.close()
@@ -225,19 +224,28 @@ async def test_tech_api_answers_a_miss_without_export_budget(standins: StandIns)
     assert all(r.endpoint == "tech_get_fields" for r in standins.getcourse.requests)
 
 
-async def test_tech_api_refusal_or_outage_is_try_later(standins: StandIns) -> None:
+async def test_tech_api_refusal_or_outage_falls_back_to_an_export(standins: StandIns) -> None:
     standins.getcourse.tech_token = "another_token"
     settings = standins.settings(getcourse_tech_api_key=TECH_TOKEN)
-    ivan = Person(standins.telegram, IVAN)
-    async with polling_bot(standins, settings) as app:
+    ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
+    async with polling_bot(standins, settings):
         ivan.says("anna@example.org")
-        await ivan.reply("не получается проверить")
+        await ivan.reply("Готово")
         standins.getcourse.tech_token = TECH_TOKEN
         standins.getcourse.faults.add("tech_get_fields", Fault(status=502, body="Bad Gateway"))
-        ivan.says("anna@example.org")
-        await ivan.reply("не получается проверить")
-        assert await app.services.links.current_link(IVAN) is None
-    assert [r.endpoint for r in standins.getcourse.requests] == ["tech_get_fields"] * 2
+        maria.says("ivan.petrov@example.com")
+        await maria.reply("Готово")
+    asked = [
+        (r.endpoint, r.params["email"])
+        for r in standins.getcourse.requests
+        if r.endpoint in ("tech_get_fields", "users")
+    ]
+    assert asked == [
+        ("tech_get_fields", "anna@example.org"),
+        ("users", "anna@example.org"),
+        ("tech_get_fields", "ivan.petrov@example.com"),
+        ("users", "ivan.petrov@example.com"),
+    ]
 
 
 async def test_a_cut_off_export_answer_fails_the_window_and_keeps_it_for_the_next_run(

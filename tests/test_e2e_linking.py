@@ -183,7 +183,10 @@ async def test_slow_export_polled_until_ready(standins: StandIns, app: App) -> N
 async def test_getcourse_trouble_means_try_later(
     standins: StandIns, misbehave: Callable[[GetCourseStandIn], object]
 ) -> None:
-    settings = standins.settings(getcourse_lookup_timeout=0.3)
+    # Patience shorter than one attempt: the queued lookup is given up after its first export.
+    settings = standins.settings(
+        getcourse_lookup_timeout=0.3, getcourse_queue_patience_minutes=0.0001
+    )
     async with polling_bot(standins, settings) as app:
         misbehave(standins.getcourse)
         ivan = Person(standins.telegram, IVAN)
@@ -201,6 +204,19 @@ async def test_getcourse_trouble_means_try_later(
         standins.getcourse.complete_exports()
         ivan.says("ivan.petrov@example.com")
         await ivan.reply("Готово")
+
+
+async def test_a_passing_getcourse_failure_is_retried_while_the_person_waits(
+    standins: StandIns, app: App
+) -> None:
+    standins.getcourse.faults.add("users", Fault(status=500))  # one failure, then well
+    ivan = Person(standins.telegram, IVAN)
+    ivan.says("ivan.petrov@example.com")
+    await ivan.reply("Готово")
+    # The failed start (answered by the fault, so not counted) and the one that worked.
+    starts = [r.counted for r in standins.getcourse.requests if r.endpoint == "users"]
+    assert starts == [False, True]
+    assert [text.split()[0] for text in ivan.texts()] == ["Проверяю", "Готово!"]
 
 
 @pytest.mark.parametrize("endpoint", ["users", "exports"])
@@ -222,7 +238,10 @@ async def test_over_budget_903_means_try_later_and_pauses_exports(
 
 
 async def test_getcourse_unreachable_means_try_later(standins: StandIns) -> None:
-    settings = standins.settings(getcourse_base_url="http://127.0.0.1:9")  # nothing listens
+    settings = standins.settings(
+        getcourse_base_url="http://127.0.0.1:9",  # nothing listens
+        getcourse_queue_patience_minutes=0.0001,  # given up after the first attempt
+    )
     async with polling_bot(standins, settings) as app:
         ivan = Person(standins.telegram, IVAN)
         ivan.says("ivan.petrov@example.com")

@@ -15,10 +15,11 @@ class LookupLog:
     async def count_since(
         tx: aiosqlite.Connection, since: float, telegram_id: int | None = None
     ) -> tuple[int, float | None]:
-        """How many lookups since ``since`` (of one person, or of everyone) and the oldest."""
+        """How many lookups since ``since`` (of one person, or the live ones of everyone) and
+        the oldest."""
         if telegram_id is None:
             row = await fetch_one(
-                tx, "SELECT COUNT(*), MIN(at) FROM lookups WHERE at > ?", (since,)
+                tx, "SELECT COUNT(*), MIN(at) FROM lookups WHERE live = 1 AND at > ?", (since,)
             )
         else:
             row = await fetch_one(
@@ -38,6 +39,10 @@ class LookupLog:
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    @staticmethod
+    async def mark_live(tx: aiosqlite.Connection, lookup_id: int) -> None:
+        await tx.execute("UPDATE lookups SET live = 1 WHERE id = ?", (lookup_id,))
 
     @staticmethod
     async def settle(tx: aiosqlite.Connection, lookup_id: int, outcome: str) -> None:

@@ -192,4 +192,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX directory_syncs_open ON directory_syncs (kind, finished_at);
     """,
+    # 6: lookups waiting for a GetCourse export, one per person (a newer email replaces it), kept
+    # until the person has been told the result, so a restart neither loses nor repeats them;
+    # and which lookups asked GetCourse live.
+    """
+    CREATE TABLE queued_lookups (
+        telegram_id     INTEGER PRIMARY KEY,
+        chat_id         INTEGER NOT NULL,
+        email           TEXT    NOT NULL,
+        lookup_id       INTEGER NOT NULL,
+        queued_at       REAL    NOT NULL,
+        result          TEXT,
+        next_attempt_at REAL    NOT NULL DEFAULT 0
+    );
+    CREATE INDEX queued_lookups_result ON queued_lookups (result, queued_at);
+
+    -- Lookups that asked GetCourse directly (the Tech API): the only ones the everyone-per-hour
+    -- limit counts, now that directory hits are free and queued misses are paced.
+    ALTER TABLE lookups ADD COLUMN live INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -1,0 +1,227 @@
+"""Lookups the directory could not answer, answered by coalesced exports and told later.
+
+Each queued lookup is a row (``queued_lookups``), so a restart keeps it. The worker waits until
+the oldest lookup has gathered company for ``gather_seconds`` and the pace allows an export,
+then answers everyone waiting at that moment with one export (``CoalescedExports``), records
+each answer and hands it over: to the person's handler when it is still waiting for it (the
+answer then comes in the same dialog turn), otherwise to ``deliver``, which writes to the person
+however much later it is. An answer is kept until it has been delivered.
+
+Pacing: lookup exports spend the export budget no faster than it refills (the bot's budget per
+2 hours), one request ahead; under a launch-day load one export every few minutes answers
+everyone who wrote meanwhile, instead of one export per email draining the school's budget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from services.coalescing import CoalescedExports
+from services.directory import MISS, DirectoryMirror
+from services.email import mask_email
+from services.errors import (
+    GetCourseBudgetExhausted,
+    GetCourseConfigError,
+    GetCourseError,
+    GetCourseRateLimited,
+)
+from services.export_budget import WINDOW_SECONDS
+from services.getcourse import GetCourseClient
+from services.linking import LinkService, LookupResult
+from services.models import GetCourseUser
+from services.storage.queued_lookups import QueuedLookup, QueuedLookupRepository
+
+log = logging.getLogger(__name__)
+
+# Tells the person, returns False when it should be tried again later.
+Deliver = Callable[[QueuedLookup, LookupResult], Awaitable[bool]]
+
+# After an export failed for a passing reason (network, 5xx, 905, slow), the next try waits
+# ``retry_after`` seconds, doubling with each failure in a row up to this many times that.
+MAX_RETRY_FACTOR = 10.0
+DELIVERY_RETRY = 60.0
+DELIVERY_GIVE_UP = 24 * 3600.0  # Telegram unreachable for a day: the answer is dropped
+
+
+class LookupPace:
+    """Lookup exports spend the budget no faster than it refills: each request "costs"
+    ``2 h / budget`` seconds, and the next export may start once all but one request of the
+    earlier ones are paid off (so after a quiet spell an export starts at once)."""
+
+    def __init__(self, budget: int, window_seconds: float = WINDOW_SECONDS) -> None:
+        self.seconds_per_request = window_seconds / budget
+        self._paid_until = 0.0
+
+    def ready_at(self) -> float:
+        return self._paid_until - self.seconds_per_request
+
+    def spent(self, requests: int, at: float) -> None:
+        self._paid_until = max(self._paid_until, at) + requests * self.seconds_per_request
+
+
+class LookupQueue:
+    def __init__(
+        self,
+        repository: QueuedLookupRepository,
+        directory: DirectoryMirror,
+        exports: CoalescedExports,
+        getcourse: GetCourseClient,
+        links: LinkService,
+        *,
+        gather_seconds: float,
+        patience_seconds: float,
+        retry_after: float,
+        pace: LookupPace | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._directory = directory
+        self._exports = exports
+        self._getcourse = getcourse
+        self._links = links
+        self._gather = gather_seconds
+        self._patience = patience_seconds
+        self._retry_after = retry_after
+        self.pace = pace  # public so a benchmark can scale its time down
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._claims: dict[int, asyncio.Future[LookupResult]] = {}  # lookup_id -> its handler
+        self._retry_at = 0.0
+        self._failures = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def claim(self, lookup_id: int) -> asyncio.Future[LookupResult]:
+        """The handler that queued this lookup waits for its answer on this future."""
+        future: asyncio.Future[LookupResult] = asyncio.get_running_loop().create_future()
+        self._claims[lookup_id] = future
+        return future
+
+    def release(self, lookup_id: int) -> None:
+        """The handler stopped waiting: a later answer goes to ``deliver`` instead."""
+        future = self._claims.pop(lookup_id, None)
+        if future is not None:
+            future.cancel()
+
+    async def waiting(self) -> int:
+        return await self._repository.count_waiting()
+
+    async def run(self, deliver: Deliver) -> None:
+        while True:
+            self._wake.clear()
+            await self._deliver_due(deliver)
+            start_at = await self._next_export_at()
+            now = self._clock()
+            if start_at is not None and start_at <= now:
+                await self._answer_waiting(deliver)
+                continue
+            wake_at = min(
+                (t for t in (start_at, await self._repository.next_delivery_at()) if t is not None),
+                default=None,
+            )
+            timeout = None if wake_at is None else max(0.0, wake_at - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _next_export_at(self) -> float | None:
+        oldest = await self._repository.oldest_waiting_since()
+        if oldest is None:
+            return None
+        start_at = max(oldest + self._gather, self._retry_at)
+        if self.pace is not None:
+            start_at = max(start_at, self.pace.ready_at())
+        return start_at
+
+    async def _answer_waiting(self, deliver: Deliver) -> None:
+        waiting = await self._repository.waiting()
+        answers: dict[str, GetCourseUser | GetCourseError | None] = {}
+        unknown: list[str] = []
+        for email in {lookup.email for lookup in waiting}:
+            local = await self._directory.local_answer(email)  # a sync may know them by now
+            if local is MISS:
+                unknown.append(email)
+            else:
+                answers[email] = local
+        if unknown:
+            answers.update(await self._export(unknown))
+        now = self._clock()
+        retry: float | None = None
+        for lookup in waiting:
+            answer = answers[lookup.email]
+            if isinstance(answer, GetCourseError):
+                delay = self._retry_delay(answer)
+                if delay is not None and lookup.queued_at + self._patience > now + delay:
+                    retry = delay if retry is None else min(retry, delay)
+                    continue  # stays queued for the next export
+            await self._conclude(lookup, answer, deliver)
+        if retry is not None:
+            self._retry_at = now + retry
+            log.info("queued lookups: next export attempt in %.0fs", retry)
+
+    async def _export(self, emails: list[str]) -> dict[str, GetCourseUser | GetCourseError | None]:
+        sent_before = self._getcourse.requests_sent
+        started = self._clock()
+        try:
+            answers = await self._exports.answer(emails)
+        finally:
+            if self.pace is not None:
+                self.pace.spent(self._getcourse.requests_sent - sent_before, started)
+        failed = any(isinstance(answer, GetCourseError) for answer in answers.values())
+        self._failures = self._failures + 1 if failed else 0
+        for email, answer in answers.items():
+            if not isinstance(answer, GetCourseError):
+                await self._directory.remember(email, answer)
+        return answers
+
+    def _retry_delay(self, error: GetCourseError) -> float | None:
+        """How long until an export may succeed; ``None`` when waiting will not help soon."""
+        if isinstance(error, GetCourseConfigError | GetCourseRateLimited):
+            return None  # fixed by a person, or GetCourse's own 2-hour window
+        if isinstance(error, GetCourseBudgetExhausted):
+            return error.retry_after
+        factor = min(2.0 ** max(self._failures - 1, 0), MAX_RETRY_FACTOR)
+        return self._retry_after * factor
+
+    async def _conclude(
+        self, lookup: QueuedLookup, answer: GetCourseUser | GetCourseError | None, deliver: Deliver
+    ) -> None:
+        result = await self._links.conclude(lookup, answer)
+        if result is None:
+            return  # replaced by a newer email or cancelled meanwhile
+        waiter = self._claims.pop(lookup.lookup_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)  # its handler answers in the dialog
+            await self._repository.remove(lookup.lookup_id)
+            return
+        await self._deliver(lookup, result, deliver)
+
+    async def _deliver_due(self, deliver: Deliver) -> None:
+        for lookup in await self._repository.answered_due(self._clock()):
+            assert lookup.result is not None
+            await self._deliver(lookup, LookupResult(lookup.result), deliver)
+
+    async def _deliver(self, lookup: QueuedLookup, result: LookupResult, deliver: Deliver) -> None:
+        try:
+            delivered = await deliver(lookup, result)
+        except Exception:  # a delivery bug must not stop the queue; the answer stays kept
+            log.exception("telling telegram %s about %s failed", lookup.telegram_id, result)
+            delivered = False
+        if not delivered and self._clock() - lookup.queued_at > DELIVERY_GIVE_UP:
+            log.warning(
+                "answer for telegram %s dropped: undeliverable for a day", lookup.telegram_id
+            )
+            delivered = True
+        if delivered:
+            await self._repository.remove(lookup.lookup_id)
+            log.info(
+                "queued lookup for telegram %s (%s) answered: %s",
+                lookup.telegram_id,
+                mask_email(lookup.email),
+                result,
+            )
+        else:
+            await self._repository.delivery_failed(lookup.lookup_id, self._clock() + DELIVERY_RETRY)

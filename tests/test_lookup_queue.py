@@ -1,0 +1,108 @@
+"""Lookups waiting for a GetCourse export, over loopback HTTP: told they are queued, answered
+later in the same chat, paced by the export budget, kept across a restart, cancellable."""
+
+from __future__ import annotations
+
+from services.lookup_queue import LookupPace
+from tests.conftest import Person, StandIns, polling_bot
+
+IVAN = 100000001
+MARIA = 100000002
+ANNA = 100000003
+
+
+def export_starts(standins: StandIns) -> list[dict[str, str]]:
+    return [r.params for r in standins.getcourse.requests if r.endpoint == "users" and r.counted]
+
+
+async def test_an_answer_that_comes_after_the_notice_is_written_later(
+    standins: StandIns,
+) -> None:
+    standins.getcourse.not_ready_polls = 1_000_000  # the export takes "minutes"
+    settings = standins.settings(getcourse_queued_notice_seconds=0.1)
+    ivan = Person(standins.telegram, IVAN)
+    async with polling_bot(standins, settings) as app:
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Сейчас")  # the handler has let go of the lookup
+        standins.getcourse.not_ready_polls = 0
+        standins.getcourse.complete_exports()
+        await ivan.reply("Готово")
+        # The dialog is over, as if the answer had come at once.
+        ivan.says("hello")
+        await ivan.reply("Вы привязаны")
+        assert await app.services.lookups.waiting() == 0
+    assert [text.split()[0] for text in ivan.texts()] == [
+        "Проверяю",
+        "Сейчас",
+        "Готово!",
+        "Вы",
+    ]
+
+
+async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(getcourse_pace_lookups=True, getcourse_queued_notice_seconds=1.0)
+    ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
+    async with polling_bot(standins, settings) as app:
+        ivan.says("ivan.petrov@example.com")  # after a quiet spell: exported at once
+        await ivan.reply("Готово")
+        maria.says("maria.sidorova@example.com")  # the pace holds the next export
+        await maria.reply("Сейчас")
+        assert await app.services.lookups.waiting() == 1
+        assert export_starts(standins) == [{"email": "ivan.petrov@example.com"}]
+    # The pace lives in memory; the queue in the database: a new start answers Maria.
+    async with polling_bot(standins, settings) as app:
+        await maria.reply("Готово")
+        link = await app.services.links.current_link(MARIA)
+    assert link is not None
+    assert link.email == "maria.sidorova@example.com"
+    assert export_starts(standins) == [
+        {"email": "ivan.petrov@example.com"},
+        {"email": "maria.sidorova@example.com"},
+    ]
+    assert [text.split()[0] for text in maria.texts()] == ["Проверяю", "Сейчас", "Готово!"]
+
+
+async def test_cancel_drops_a_queued_lookup(standins: StandIns) -> None:
+    settings = standins.settings(getcourse_pace_lookups=True, getcourse_queued_notice_seconds=1.0)
+    ivan, anna = Person(standins.telegram, IVAN), Person(standins.telegram, ANNA)
+    async with polling_bot(standins, settings) as app:
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Готово")
+        anna.says("anna@example.org")
+        await anna.reply("Сейчас")
+        anna.says("/cancel")
+        await anna.reply("остановил")
+        assert await app.services.lookups.waiting() == 0
+        assert await app.services.links.current_link(ANNA) is None
+    assert export_starts(standins) == [{"email": "ivan.petrov@example.com"}]
+
+
+async def test_a_newer_email_replaces_the_queued_one(standins: StandIns) -> None:
+    standins.getcourse.not_ready_polls = 1_000_000
+    settings = standins.settings(getcourse_queued_notice_seconds=0.1)
+    anna = Person(standins.telegram, ANNA)
+    async with polling_bot(standins, settings) as app:
+        anna.says("typo@example.org")
+        await anna.reply("Сейчас")
+        anna.says("anna@example.org")
+        await anna.reply("Сейчас")
+        standins.getcourse.not_ready_polls = 0
+        standins.getcourse.complete_exports()
+        await anna.reply("Готово")
+        link = await app.services.links.current_link(ANNA)
+    assert link is not None
+    assert link.email == "anna@example.org"
+    assert not any("Не нашёл" in text for text in anna.texts())
+
+
+def test_the_pace_spends_the_budget_no_faster_than_it_refills() -> None:
+    pace = LookupPace(budget=60)  # 120 s per request
+    assert pace.ready_at() <= 0  # a quiet spell: at once
+    pace.spent(2, at=1000.0)
+    assert pace.ready_at() == 1000.0 + 120  # all but one request paid off
+    pace.spent(2, at=1120.0)
+    assert pace.ready_at() == 1000.0 + 3 * 120
+    pace.spent(3, at=10_000.0)  # long after: the debt is gone, only this export counts
+    assert pace.ready_at() == 10_000.0 + 2 * 120
