@@ -191,6 +191,7 @@ async def create_services(settings: Settings) -> Services:
     operators = OperatorConsole(
         database,
         directory,
+        sync,
         budget,
         calls,
         on_enqueued=outbox.wake,

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.directory_sync import SyncKind
 from services.export_budget import ExportBudget
 from services.health import CallOutcome
 from services.storage.database import Database
+from services.storage.directory import DirectoryRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
 
@@ -74,6 +76,18 @@ class Metrics:
             "This bot's share of the GetCourse export budget (GETCOURSE_EXPORT_BUDGET)",
             registry=registry,
         )
+        self.directory_users = Gauge(
+            "bot_getcourse_directory_users",
+            "GetCourse users in the local directory",
+            registry=registry,
+        )
+        self.directory_synced_at = Gauge(
+            "bot_getcourse_directory_last_sync_timestamp_seconds",
+            "When the last complete directory sync of each kind (full, incremental) finished, "
+            "Unix time; 0 when none has",
+            ["kind"],
+            registry=registry,
+        )
 
     def observe_call(self, outcome: CallOutcome) -> None:
         label = outcome.cause or "ok"
@@ -90,3 +104,7 @@ class Metrics:
         self.outbox_oldest_age.set(max(age, 0.0))
         self.getcourse_budget_used.set(await budget.used())
         self.getcourse_budget_limit.set(budget.limit)
+        directory = DirectoryRepository(database)
+        self.directory_users.set(await directory.count())
+        for kind in SyncKind:
+            self.directory_synced_at.labels(kind).set(await directory.last_finished(kind) or 0.0)

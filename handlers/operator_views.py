@@ -13,6 +13,7 @@ from services.email import mask_email
 from services.health import ServiceStatus
 from services.linking import Linked
 from services.operators import (
+    DirectoryReport,
     HealthReport,
     HistoryEntry,
     LinkProposal,
@@ -23,6 +24,7 @@ from services.operators import (
 )
 from services.storage.audit import AuditEntry
 from services.storage.deliveries import Delivery
+from services.storage.directory import DoneRun
 from services.storage.link_events import LinkEvent
 from services.storage.profiles import TelegramProfile
 
@@ -241,6 +243,7 @@ def stats(texts: Texts, figures: Stats) -> str:
                 left=max(figures.budget_limit - figures.budget_used, 0),
                 limit=figures.budget_limit,
             ),
+            texts.render("stats_directory", users=figures.directory_users),
         ]
     )
 
@@ -295,13 +298,52 @@ def health(texts: Texts, report: HealthReport) -> str:
             left=max(report.budget_limit - report.budget_used, 0),
             limit=report.budget_limit,
         ),
-        texts.render("health_settings"),
     ]
+    if report.budget_paused_until is not None:
+        lines.append(texts.render("health_budget_paused", until=moment(report.budget_paused_until)))
+    lines += _directory(texts, report.directory)
+    lines.append(texts.render("health_settings"))
     lines += [
         texts.render("health_setting", name=name, value=value or "—")
         for name, value in deployment.settings
     ]
     return "\n".join(lines)
+
+
+def _directory(texts: Texts, report: DirectoryReport) -> list[str]:
+    lines = [texts.render("health_directory", users=report.users)]
+    if report.never_synced:
+        lines.append(texts.render("health_directory_never"))
+    else:
+        lines += [
+            texts.render("health_directory_full", last=_done_run(texts, report.last_full)),
+            texts.render(
+                "health_directory_incremental", last=_done_run(texts, report.last_incremental)
+            ),
+        ]
+    lines += [
+        texts.render(
+            "health_sync_unfinished",
+            kind=texts.render(f"sync_kind_{run.kind}"),
+            day=run.next_day,
+            first_day=run.first_day,
+            last_day=run.last_day,
+            rows=run.rows,
+        )
+        for run in report.unfinished
+    ]
+    # Which unfinished run is the one going on is not recorded; whether one is going on is.
+    if report.sync_running:
+        lines.append(texts.render("health_sync_running"))
+    elif report.unfinished:
+        lines.append(texts.render("health_sync_stopped"))
+    return lines
+
+
+def _done_run(texts: Texts, run: DoneRun | None) -> str:
+    if run is None:
+        return texts.render("health_never")
+    return texts.render("health_directory_run", at=_unix_moment(run.finished_at), rows=run.rows)
 
 
 def _service(texts: Texts, name: str, status: ServiceStatus) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from services.charts import DayCount, links_per_day_png
 from services.directory import UserDirectory
+from services.directory_sync import DirectorySync, SyncKind
 from services.email import mask_email, normalize_email
 from services.errors import InvalidEmail, ServiceError
 from services.export_budget import ExportBudget
@@ -28,6 +29,7 @@ from services.storage.audit import AuditAction, AuditEntry, AuditRepository
 from services.storage.console import ConsoleQueries
 from services.storage.database import Database
 from services.storage.deliveries import Delivery, DeliveryRepository
+from services.storage.directory import DirectoryRepository, DoneRun, SyncRun
 from services.storage.link_events import LinkEvent, LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
@@ -133,6 +135,7 @@ class Stats:
     failed: int  # writes given up, until an operator retries them
     budget_used: int
     budget_limit: int
+    directory_users: int
     days: list[DayCount]
 
 
@@ -140,6 +143,25 @@ class Stats:
 class CsvExport:
     content: bytes
     rows: int
+
+
+@dataclass(frozen=True)
+class DirectoryReport:
+    """The local copy of the school's GetCourse users and the syncs that fill it."""
+
+    users: int
+    last_full: DoneRun | None
+    last_incremental: DoneRun | None
+    # Runs not finished: stopped early (export budget, a GetCourse failure, a restart), or the
+    # one going on now; a run of the same kind resumes where it stopped.
+    unfinished: list[SyncRun]
+    sync_running: bool
+
+    @property
+    def never_synced(self) -> bool:
+        """No sync has completed: a lookup finds only people looked up before, the rest are
+        asked of GetCourse live."""
+        return self.last_full is None and self.last_incremental is None
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,8 @@ class HealthReport:
     salebot: ServiceStatus
     budget_used: int
     budget_limit: int
+    budget_paused_until: datetime | None  # after a 903 all export traffic waits
+    directory: DirectoryReport
 
 
 HistoryEntry = LinkEvent | Delivery
@@ -164,6 +188,7 @@ class OperatorConsole:
         self,
         database: Database,
         directory: UserDirectory,
+        sync: DirectorySync,
         budget: ExportBudget,
         calls: CallTracker,
         on_enqueued: Callable[[], None],
@@ -174,6 +199,7 @@ class OperatorConsole:
     ) -> None:
         self._database = database
         self._directory = directory
+        self._sync = sync
         self._budget = budget
         self._calls = calls
         self._on_enqueued = on_enqueued
@@ -187,6 +213,7 @@ class OperatorConsole:
         self._events = LinkEventRepository(database)
         self._audit = AuditRepository(database)
         self._queries = ConsoleQueries(database)
+        self._gc_directory = DirectoryRepository(database)
 
     @property
     def keeps_variables_on_unlink(self) -> bool:
@@ -406,6 +433,7 @@ class OperatorConsole:
             failed=sum(n for (state, _), n in waiting.items() if state == "failed"),
             budget_used=await self._budget.used(),
             budget_limit=self._budget.limit,
+            directory_users=await self._gc_directory.count(),
             days=await self._days(now),
         )
 
@@ -490,7 +518,23 @@ class OperatorConsole:
             salebot=self._calls.status(SALEBOT),
             budget_used=await self._budget.used(),
             budget_limit=self._budget.limit,
+            budget_paused_until=_unix_datetime(await self._budget.paused_until()),
+            directory=await self._directory_report(),
         )
+
+    async def _directory_report(self) -> DirectoryReport:
+        unfinished = [await self._gc_directory.open_run(kind) for kind in SyncKind]
+        return DirectoryReport(
+            users=await self._gc_directory.count(),
+            last_full=await self._gc_directory.last_done(SyncKind.FULL),
+            last_incremental=await self._gc_directory.last_done(SyncKind.INCREMENTAL),
+            unfinished=[run for run in unfinished if run is not None],
+            sync_running=self._sync.running,
+        )
+
+
+def _unix_datetime(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
 def _snapshot(link: Link | None) -> dict[str, str]:

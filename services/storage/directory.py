@@ -32,6 +32,14 @@ class SyncRun:
     rows: int
 
 
+@dataclass(frozen=True)
+class DoneRun:
+    """A sync run that read every window."""
+
+    finished_at: float
+    rows: int
+
+
 class DirectoryRepository:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -145,6 +153,16 @@ class DirectoryRepository:
             (kind,),
         )
         return float(row[0]) if row and row[0] is not None else None
+
+    async def last_done(self, kind: str) -> DoneRun | None:
+        row = await self._database.fetchone(
+            "SELECT finished_at, rows FROM directory_syncs "
+            "WHERE kind = ? AND outcome = 'done' ORDER BY finished_at DESC LIMIT 1",
+            (kind,),
+        )
+        if row is None:
+            return None
+        return DoneRun(float(row["finished_at"]), int(row["rows"]))
 
 
 def _values(user: GetCourseUser, now: float) -> tuple[object, ...]:
