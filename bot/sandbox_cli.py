@@ -191,6 +191,9 @@ async def run_sandbox() -> int:
                 getcourse_poll_first_delay=0.5,
                 getcourse_poll_max_interval=1.0,
                 getcourse_lookup_timeout=20,
+                # The stand-in has no budget to protect, and a paced second lookup would keep
+                # the person at the terminal waiting for minutes.
+                getcourse_pace_lookups=False,
                 salebot_retry_first_delay=2,
                 salebot_retry_max_delay=4,
             )

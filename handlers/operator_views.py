@@ -332,6 +332,15 @@ def _directory(texts: Texts, report: DirectoryReport) -> list[str]:
         )
         for run in report.unfinished
     ]
+    if report.lookups_waiting:
+        oldest = report.oldest_lookup_since
+        lines.append(
+            texts.render(
+                "health_lookups_queued",
+                count=report.lookups_waiting,
+                oldest=moment(oldest) if oldest else "—",
+            )
+        )
     # Which unfinished run is the one going on is not recorded; whether one is going on is.
     if report.sync_running:
         lines.append(texts.render("health_sync_running"))

@@ -34,6 +34,7 @@ from services.storage.link_events import LinkEvent, LinkEventKind, LinkEventRepo
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
 from services.storage.profiles import ProfileRepository, TelegramProfile
+from services.storage.queued_lookups import QueuedLookupRepository
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,8 @@ class DirectoryReport:
     # one going on now; a run of the same kind resumes where it stopped.
     unfinished: list[SyncRun]
     sync_running: bool
+    lookups_waiting: int  # people waiting for an export to answer their email
+    oldest_lookup_since: datetime | None
 
     @property
     def never_synced(self) -> bool:
@@ -214,6 +217,7 @@ class OperatorConsole:
         self._audit = AuditRepository(database)
         self._queries = ConsoleQueries(database)
         self._gc_directory = DirectoryRepository(database)
+        self._queued = QueuedLookupRepository(database)
 
     @property
     def keeps_variables_on_unlink(self) -> bool:
@@ -530,6 +534,8 @@ class OperatorConsole:
             last_incremental=await self._gc_directory.last_done(SyncKind.INCREMENTAL),
             unfinished=[run for run in unfinished if run is not None],
             sync_running=self._sync.running,
+            lookups_waiting=await self._queued.count_waiting(),
+            oldest_lookup_since=_unix_datetime(await self._queued.oldest_waiting_since()),
         )
 
 

@@ -4,7 +4,7 @@ later in the same chat, paced by the export budget, kept across a restart, cance
 from __future__ import annotations
 
 from services.lookup_queue import LookupPace
-from tests.conftest import Person, StandIns, polling_bot
+from tests.conftest import OPERATOR_ID, Person, StandIns, polling_bot
 
 IVAN = 100000001
 MARIA = 100000002
@@ -19,7 +19,10 @@ async def test_an_answer_that_comes_after_the_notice_is_written_later(
     standins: StandIns,
 ) -> None:
     standins.getcourse.not_ready_polls = 1_000_000  # the export takes "minutes"
-    settings = standins.settings(getcourse_queued_notice_seconds=0.1)
+    # Polls far enough apart that the export budget outlasts the wait.
+    settings = standins.settings(
+        getcourse_queued_notice_seconds=0.1, getcourse_poll_max_interval=0.5
+    )
     ivan = Person(standins.telegram, IVAN)
     async with polling_bot(standins, settings) as app:
         ivan.says("ivan.petrov@example.com")
@@ -49,8 +52,10 @@ async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
         await ivan.reply("Готово")
         maria.says("maria.sidorova@example.com")  # the pace holds the next export
         await maria.reply("Сейчас")
-        assert await app.services.lookups.waiting() == 1
         assert export_starts(standins) == [{"email": "ivan.petrov@example.com"}]
+        operator = Person(standins.telegram, OPERATOR_ID)
+        operator.says("/health")
+        await operator.reply("Email ждут выгрузки из GetCourse: 1")
     # The pace lives in memory; the queue in the database: a new start answers Maria.
     async with polling_bot(standins, settings) as app:
         await maria.reply("Готово")
@@ -81,7 +86,10 @@ async def test_cancel_drops_a_queued_lookup(standins: StandIns) -> None:
 
 async def test_a_newer_email_replaces_the_queued_one(standins: StandIns) -> None:
     standins.getcourse.not_ready_polls = 1_000_000
-    settings = standins.settings(getcourse_queued_notice_seconds=0.1)
+    # Polls far enough apart that the export budget outlasts the wait.
+    settings = standins.settings(
+        getcourse_queued_notice_seconds=0.1, getcourse_poll_max_interval=0.5
+    )
     anna = Person(standins.telegram, ANNA)
     async with polling_bot(standins, settings) as app:
         anna.says("typo@example.org")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -64,7 +65,16 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self.connection.execute("BEGIN IMMEDIATE")
+            begin = asyncio.ensure_future(self.connection.execute("BEGIN IMMEDIATE"))
+            try:
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                # The connection's thread runs BEGIN all the same: undo it, or every later
+                # transaction fails with "cannot start a transaction within a transaction".
+                with contextlib.suppress(Exception):
+                    await begin
+                    await self.connection.execute("ROLLBACK")
+                raise
             try:
                 yield self.connection
             except BaseException:
