@@ -1,6 +1,6 @@
 """The local GetCourse directory over loopback HTTP: full sync by ``created_at`` windows,
-resuming a killed sync at its saved export, incremental sync, users gone from GetCourse, the
-shared export budget, lookups answered from the directory, and the Tech API path."""
+resuming a killed sync at its saved export, incremental sync, users gone from GetCourse, phones,
+the shared export budget, lookups answered from the directory, and the Tech API path."""
 
 from __future__ import annotations
 
@@ -167,6 +167,54 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
             OperatorEvent.LINKED_USER_GONE, {"telegram_id": str(IVAN), "gc_user_id": "187654321"}
         )
     ]
+
+
+async def test_directory_answers_carry_phones_in_international_form(standins: StandIns) -> None:
+    getcourse = standins.getcourse
+    for number, phone in enumerate(["8 (903) 765-43-21", "+84 912 345 678", "916 000-11-22"]):
+        getcourse.add_user(
+            GetCourseUserRecord(
+                id=187670000 + number, email=f"phone{number}@example.com", phone=phone
+            )
+        )
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)
+        directory = DirectoryRepository(services.database)
+
+        async def phones(typed: str) -> list[tuple[str, str]]:
+            return [(user.id, user.phone) for user in await directory.by_phone(typed)]
+
+        ivan = await directory.by_email("ivan.petrov@example.com")
+        found = {
+            typed: await phones(typed)
+            for typed in (
+                "+7 916 123-45-67",
+                "8 916 123-45-67",
+                "79161234567",
+                "+7 (903) 765 43 21",
+                "89037654321",
+                "+84 912 345 678",
+                "84912345678",
+                "916 000 11 22",
+            )
+        }
+    finally:
+        await services.close()
+    assert ivan is not None
+    assert ivan.phone == "+79161234567"  # as a live export gives it, not "79161234567"
+    ivans = [("187654321", "+79161234567")]
+    assert found == {
+        "+7 916 123-45-67": ivans,
+        "8 916 123-45-67": ivans,  # the Russian trunk prefix reads as +7
+        "79161234567": ivans,
+        "+7 (903) 765 43 21": [("187670000", "+79037654321")],  # stored from "8 (903) …"
+        "89037654321": [("187670000", "+79037654321")],
+        "+84 912 345 678": [("187670001", "+84912345678")],  # with "+", an 8 stays an 8
+        "84912345678": [("187670001", "+84912345678")],  # typed without "+": either reading
+        "916 000 11 22": [("187670002", "9160001122")],  # no country code: no "+" invented
+    }
 
 
 async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: StandIns) -> None:

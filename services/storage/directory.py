@@ -16,8 +16,31 @@ CREATED_COLUMN = "Создан"
 
 
 def normalize_phone(phone: str) -> str:
-    """Digits only, so "+7 (916) 123-45-67" and "79161234567" meet in the index."""
-    return "".join(ch for ch in phone if ch.isdigit())
+    """Digits only, so "+7 (916) 123-45-67" and "79161234567" meet in the index.
+
+    Written without "+", 11 digits starting with 8 is a Russian number with its trunk prefix
+    ("8 916 123-45-67"): stored as +7, its international form. With "+" it is left alone
+    (+84 912 345 678 is Vietnam)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) == 11 and digits.startswith("8") and not phone.lstrip().startswith("+"):
+        return "7" + digits[1:]
+    return digits
+
+
+def phone_keys(phone: str) -> list[str]:
+    """What to look a typed phone up by: its normalised digits and, when different, the digits as
+    typed (a row stored before the trunk-prefix rule, or a foreign number typed without "+")."""
+    keys = [normalize_phone(phone), "".join(ch for ch in phone if ch.isdigit())]
+    return [key for position, key in enumerate(keys) if key and key not in keys[:position]]
+
+
+def international_phone(digits: str) -> str:
+    """A stored phone as answers carry it: "+<digits>" for a whole international number.
+
+    11 to 15 digits counts as one (E.164 allows 15; Russian numbers have 11). Ten digits or fewer
+    is what a Russian or North American number looks like without its country code, and a "+"
+    would make it another country's number, so such a phone is given as stored."""
+    return f"+{digits}" if 11 <= len(digits) <= 15 else digits
 
 
 @dataclass(frozen=True)
@@ -44,11 +67,14 @@ class DirectoryRepository:
         return None if row is None else _user(row)
 
     async def by_phone(self, phone: str) -> list[GetCourseUser]:
-        digits = normalize_phone(phone)
-        if not digits:
+        keys = phone_keys(phone)
+        if not keys:
             return []
+        # "phone != ''" repeats the partial index's condition: without it SQLite scans the table.
         rows = await self._database.fetchall(
-            f"SELECT {_COLUMNS} FROM gc_directory WHERE phone = ?", (digits,)
+            f"SELECT {_COLUMNS} FROM gc_directory "
+            f"WHERE phone IN ({', '.join('?' * len(keys))}) AND phone != '' ORDER BY gc_user_id",
+            keys,
         )
         return [_user(row) for row in rows]
 
@@ -172,7 +198,7 @@ def _user(row: Sequence[object]) -> GetCourseUser:
         email=str(email),
         first_name=str(first_name),
         last_name=str(last_name),
-        phone=str(phone),
+        phone=international_phone(str(phone)),
         status=None if status is None else str(status),
         custom_fields=fields,
     )
