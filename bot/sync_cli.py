@@ -1,4 +1,5 @@
-"""``python -m bot sync [--full]``: fill the local GetCourse directory now, one line per window.
+"""``python -m bot sync [--full]``: fill the local GetCourse directory now, one line per window
+(and, for a full sync, per status export).
 
 It takes the database's instance lock like the bot does: while the bot runs, operators use
 ``/sync`` there instead (two processes would each hold an export slot of their own)."""
@@ -38,12 +39,16 @@ async def run_sync(settings: Settings, full: bool) -> int:
         return 3
     print(
         f"OK    {kind} sync: {result.rows} users, {result.removed} removed, "
-        f"{result.orphaned_links} links to users gone from GetCourse"
+        f"{result.orphaned_links} links to users gone from GetCourse, "
+        f"{result.blocked_links} links to users newly banned or deactivated"
     )
     return 0
 
 
 async def _print_progress(progress: SyncProgress) -> None:
+    if progress.status is not None:
+        print(f"      {progress.status} users: asking GetCourse", flush=True)
+        return
     print(
         f"      window {progress.windows_done}/{progress.windows_total}: "
         f"{progress.rows} users so far",

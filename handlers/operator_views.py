@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from handlers.texts import Texts
+from services.directory_sync import BLOCKED_STATUSES
 from services.email import mask_email
 from services.health import ServiceStatus
 from services.linking import Linked
@@ -58,6 +59,8 @@ def card(texts: Texts, person: PersonCard, *, private: bool) -> str:
         lines.append(
             texts.render("card_getcourse", gc_user_id=link.gc_user_id, gc_name=link.gc_name or "—")
         )
+        if person.gc_user is not None and person.gc_user.status is not None:
+            lines.append(_status_line(texts, person.gc_user.status))
         if link.salebot_client_id is None:
             lines.append(texts.render("card_salebot_client_unknown"))
         else:
@@ -74,6 +77,17 @@ def card(texts: Texts, person: PersonCard, *, private: bool) -> str:
     else:
         lines.append(delivery(texts, person.delivery))
     return "\n".join(lines)
+
+
+def _status_line(texts: Texts, status: str) -> str:
+    key = "card_getcourse_blocked" if status in BLOCKED_STATUSES else "card_getcourse_status"
+    return texts.render(key, status=gc_status(texts, status))
+
+
+def gc_status(texts: Texts, status: str) -> str:
+    """A GetCourse user status in words; one this version does not know, as GetCourse gave it."""
+    key = f"gc_status_{status}"
+    return texts.render(key) if key in texts else status
 
 
 def delivery(texts: Texts, write: Delivery) -> str:
@@ -111,6 +125,8 @@ def proposal(texts: Texts, offer: LinkProposal, *, private: bool) -> str:
             email=shown_email(user.email, private=private),
         )
     ]
+    if user.status is not None:
+        lines.append(_status_line(texts, user.status))
     current = offer.current
     if current is None:
         lines.append(texts.render("link_current_none", telegram_id=offer.telegram_id))

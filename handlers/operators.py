@@ -320,6 +320,10 @@ async def on_sync(
             log.warning("sync progress not shown: %s", error)
 
     async def progress(step: SyncProgress) -> None:
+        if step.status is not None:
+            status_name = views.gc_status(texts, step.status)
+            await show(texts.render("sync_progress_status", rows=step.rows, status=status_name))
+            return
         await show(
             texts.render(
                 "sync_progress",
@@ -341,6 +345,7 @@ async def on_sync(
                     rows=outcome.rows,
                     removed=outcome.removed,
                     flagged=outcome.orphaned_links,
+                    blocked=outcome.blocked_links,
                 )
             )
 

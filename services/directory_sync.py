@@ -7,8 +7,14 @@ of the window in progress, so a run killed mid-way resumes there and collects th
 already paid for. Every request goes through the shared export budget, and a run stops early
 (to resume later) rather than eat the reserve kept for people waiting on a live lookup.
 
-Once a full run has seen every window, users it did not see are gone from GetCourse: they
-leave the directory, and links to them are flagged to the operators (never dropped)."""
+Once a full run has seen every window, it asks for the users of each ``BLOCKED_STATUSES`` with a
+``status=`` export (a users export has no status column): those users get that status, and users
+stored with it whom the answer no longer holds go back to NULL ("not known to be blocked": the
+answer proves only that they are not banned, not which other status they have). Each status
+export is a step of the run like a window: same budget check, its export ID saved, resumed.
+Links whose user newly got such a status are flagged to the operators once, at the change.
+Then users the run did not see are gone from GetCourse: they leave the directory, and links to
+them are flagged to the operators (never dropped)."""
 
 from __future__ import annotations
 
@@ -27,13 +33,16 @@ from services.getcourse import GetCourseClient
 from services.models import GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.storage.database import Database
-from services.storage.directory import DirectoryRepository, SyncRun
+from services.storage.directory import STATUS_STEP, DirectoryRepository, SyncRun
+from services.storage.links import LinkRepository
 
 log = logging.getLogger(__name__)
 
-# A window costs a start and at least one poll; a run starts one only with this much room
-# left above the reserve.
-REQUESTS_PER_WINDOW = 2
+# An export (a window or a status) costs a start and at least one poll; a run starts one only
+# with this much room left above the reserve.
+REQUESTS_PER_EXPORT = 2
+# The statuses a full run asks about, in this order: the ones that keep someone out of the school.
+BLOCKED_STATUSES = ("banned", "deactivated")
 # Seconds before a scheduled run that stopped early (budget, GetCourse failure) is tried again.
 RESUME_AFTER = 15 * 60.0
 
@@ -57,6 +66,7 @@ class SyncProgress:
     windows_total: int
     rows: int
     day: str  # the first day of the next window
+    status: str | None = None  # the status export starting, once the windows are done
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class SyncResult:
     rows: int
     removed: int = 0
     orphaned_links: int = 0
+    blocked_links: int = 0  # links whose user this run found newly banned or deactivated
 
 
 ProgressCallback = Callable[[SyncProgress], Awaitable[None]]
@@ -83,6 +94,7 @@ class DirectorySync:
     ) -> None:
         self._database = database
         self._directory = DirectoryRepository(database)
+        self._links = LinkRepository(database)
         self._getcourse = getcourse
         self._budget = budget
         self._policy = policy
@@ -140,35 +152,58 @@ class DirectorySync:
             run = await self._begin(kind)
         else:
             log.info("directory sync %s resumed at %s (run %s)", kind, run.next_day, run.id)
-        day = _day(run.next_day)
-        last = _day(run.last_day)
-        window = timedelta(days=self._policy.window_days)
-        total = _windows(_day(run.first_day), last, window)
         rows = run.rows
         export_id = run.export_id
-        while day <= last:
-            if export_id is None and not await self._budget_allows_window():
-                log.warning(
-                    "directory sync %s paused at %s: export budget kept for lookups", kind, day
+        statuses = _statuses_from(run.next_day)
+        window = timedelta(days=self._policy.window_days)
+        total = _windows(_day(run.first_day), _day(run.last_day), window)
+        if statuses is None:
+            day = _day(run.next_day)
+            last = _day(run.last_day)
+            while day <= last:
+                if export_id is None and not await self._budget_allows_export():
+                    log.warning(
+                        "directory sync %s paused at %s: export budget kept for lookups", kind, day
+                    )
+                    return SyncResult(kind, complete=False, rows=rows)
+                window_end = min(day + window - timedelta(days=1), last)
+                count = await self._export_window(run, day, window_end, export_id)
+                log.info(
+                    "directory sync %s: window %s..%s gave %d users", kind, day, window_end, count
                 )
-                return SyncResult(kind, complete=False, rows=rows)
-            window_end = min(day + window - timedelta(days=1), last)
-            count = await self._export_window(run, day, window_end, export_id)
-            log.info("directory sync %s: window %s..%s gave %d users", kind, day, window_end, count)
-            rows += count
-            day = window_end + timedelta(days=1)
-            export_id = None
-            await self._directory.window_done(run.id, day.isoformat(), count)
-            if progress is not None:
-                done = _windows(_day(run.first_day), window_end, window)
-                await progress(SyncProgress(kind, done, total, rows, day.isoformat()))
-        result = await self._finish(run, rows)
+                rows += count
+                day = window_end + timedelta(days=1)
+                export_id = None
+                await self._directory.step_done(run.id, day.isoformat(), count)
+                if progress is not None:
+                    done = _windows(_day(run.first_day), window_end, window)
+                    await progress(SyncProgress(kind, done, total, rows, day.isoformat()))
+            statuses = BLOCKED_STATUSES
+        blocked = 0
+        if kind is SyncKind.FULL:
+            for position, status in enumerate(statuses):
+                if export_id is None and not await self._budget_allows_export():
+                    log.warning(
+                        "directory sync %s paused before the %s users: export budget kept for "
+                        "lookups",
+                        kind,
+                        status,
+                    )
+                    return SyncResult(kind, complete=False, rows=rows, blocked_links=blocked)
+                if progress is not None:
+                    await progress(SyncProgress(kind, total, total, rows, run.last_day, status))
+                blocked += await self._export_status(run, status, export_id)
+                export_id = None
+                if position + 1 < len(statuses):
+                    await self._directory.step_done(run.id, STATUS_STEP + statuses[position + 1], 0)
+        result = await self._finish(run, rows, blocked)
         log.info(
-            "directory sync %s done: %d users, %d removed, %d links flagged",
+            "directory sync %s done: %d users, %d removed, %d links flagged, %d links blocked",
             kind,
             rows,
             result.removed,
             result.orphaned_links,
+            result.blocked_links,
         )
         return result
 
@@ -184,37 +219,62 @@ class DirectorySync:
             kind, first.isoformat(), today.isoformat(), self._clock()
         )
 
-    async def _budget_allows_window(self) -> bool:
+    async def _budget_allows_export(self) -> bool:
         if await self._budget.paused_until() is not None:
             return False
         room = self._budget.limit - await self._budget.used()
-        return room >= self._policy.reserve + REQUESTS_PER_WINDOW
+        return room >= self._policy.reserve + REQUESTS_PER_EXPORT
 
     async def _export_window(
         self, run: SyncRun, first: date, last: date, export_id: int | None
     ) -> int:
-        filters = {"created_at[from]": first.isoformat(), "created_at[to]": last.isoformat()}
-
-        async def started(new_id: int) -> None:
-            await self._directory.export_started(run.id, new_id)
-
         async def store(users: list[GetCourseUser]) -> None:
             await self._directory.upsert(users, self._clock())
 
+        filters = {"created_at[from]": first.isoformat(), "created_at[to]": last.isoformat()}
+        return await self._export(run, filters, export_id, store)
+
+    async def _export_status(self, run: SyncRun, status: str, export_id: int | None) -> int:
+        """The users GetCourse holds with ``status`` get it in the directory; those stored with
+        it whom the answer no longer holds lose it. Returns how many links were flagged."""
+        seen: set[str] = set()
+        flagged = 0
+
+        async def store(users: list[GetCourseUser]) -> None:
+            nonlocal flagged
+            seen.update(user.id for user in users)
+            changed = await self._directory.set_status(users, status, self._clock())
+            flagged += await self._flag_blocked_links(changed, status)
+
+        count = await self._export(run, {"status": status}, export_id, store)
+        cleared = await self._directory.clear_status(status, keep=seen)
+        log.info("directory sync: %d users %s, %d no longer", count, status, cleared)
+        return flagged
+
+    async def _export(
+        self,
+        run: SyncRun,
+        filters: dict[str, str],
+        export_id: int | None,
+        sink: Callable[[list[GetCourseUser]], Awaitable[None]],
+    ) -> int:
+        async def started(new_id: int) -> None:
+            await self._directory.export_started(run.id, new_id)
+
         try:
             return await self._getcourse.export_users(
-                filters, resume_export_id=export_id, on_started=started, sink=store
+                filters, resume_export_id=export_id, on_started=started, sink=sink
             )
         except GetCourseApiError:
             if export_id is None:
                 raise
-            # GetCourse no longer knows the export we saved (too old): export the window again.
-            log.info("directory sync: export %s is gone; starting the window again", export_id)
+            # GetCourse no longer knows the export we saved (too old): export it again.
+            log.info("directory sync: export %s is gone; starting it again", export_id)
             return await self._getcourse.export_users(
-                filters, resume_export_id=None, on_started=started, sink=store
+                filters, resume_export_id=None, on_started=started, sink=sink
             )
 
-    async def _finish(self, run: SyncRun, rows: int) -> SyncResult:
+    async def _finish(self, run: SyncRun, rows: int, blocked: int) -> SyncResult:
         kind = SyncKind(run.kind)
         removed: list[GetCourseUser] = []
         orphaned = 0
@@ -222,7 +282,29 @@ class DirectorySync:
             removed = await self._directory.remove_unseen_since(run.started_at)
             orphaned = await self._flag_orphaned_links()
         await self._directory.finish_run(run.id, "done", self._clock())
-        return SyncResult(kind, True, rows, len(removed), orphaned)
+        return SyncResult(kind, True, rows, len(removed), orphaned, blocked)
+
+    async def _flag_blocked_links(self, gc_user_ids: list[str], status: str) -> int:
+        """Links whose GetCourse user just got ``status``: told once, kept."""
+        links = await self._links.linked_to(gc_user_ids)
+        for link in links:
+            log.warning(
+                "link of telegram %s: getcourse user %s is %s",
+                link.telegram_id,
+                link.gc_user_id,
+                status,
+            )
+            self._notifier.notify(
+                OperatorNotice(
+                    OperatorEvent.LINKED_USER_BLOCKED,
+                    {
+                        "telegram_id": str(link.telegram_id),
+                        "gc_user_id": link.gc_user_id,
+                        "status": status,
+                    },
+                )
+            )
+        return len(links)
 
     async def _flag_orphaned_links(self) -> int:
         """Links whose GetCourse user a complete full sync did not find: told, not dropped."""
@@ -294,6 +376,16 @@ class SyncScheduler:
 
 def _day(text: str) -> date:
     return date.fromisoformat(text)
+
+
+def _statuses_from(next_day: str) -> tuple[str, ...] | None:
+    """The status exports a run still has to do, ``None`` while it is on its windows."""
+    if not next_day.startswith(STATUS_STEP):
+        return None
+    status = next_day.removeprefix(STATUS_STEP)
+    if status not in BLOCKED_STATUSES:
+        return BLOCKED_STATUSES  # saved by a version that asked about others: the whole pass
+    return BLOCKED_STATUSES[BLOCKED_STATUSES.index(status) :]
 
 
 def _windows(first: date, last: date, window: timedelta) -> int:

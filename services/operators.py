@@ -82,6 +82,9 @@ class PersonCard:
     link: Link | None
     delivery: Delivery | None  # the latest Salebot write for this person
     linked_by: TelegramProfile | None  # the profile of the operator who made the link
+    # The directory's copy of the linked GetCourse user (its status among others); None when
+    # not linked or not in the directory.
+    gc_user: GetCourseUser | None
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,7 @@ class OperatorConsole:
         self._clock = clock
         self._started_at = clock()
         self._links = LinkRepository(database)
+        self._gc_users = DirectoryRepository(database)
         self._profiles = ProfileRepository(database)
         self._deliveries = DeliveryRepository(database)
         self._events = LinkEventRepository(database)
@@ -251,6 +255,7 @@ class OperatorConsole:
             link=link,
             delivery=await self._deliveries.latest_for(telegram_id),
             linked_by=await self._profiles.get(operator) if operator is not None else None,
+            gc_user=await self._gc_users.by_id(link.gc_user_id) if link else None,
         )
 
     async def history(self, telegram_id: int) -> list[HistoryEntry]:

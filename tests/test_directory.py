@@ -1,6 +1,7 @@
 """The local GetCourse directory over loopback HTTP: full sync by ``created_at`` windows,
-resuming a killed sync at its saved export, incremental sync, users gone from GetCourse, the
-shared export budget, lookups answered from the directory, and the Tech API path."""
+resuming a killed sync at its saved export, incremental sync, users gone from GetCourse, banned
+and deactivated users, phones, the shared export budget, lookups answered from the directory,
+and the Tech API path."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ from bot.app import create_services
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
 from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
-from services.errors import GetCourseBadResponse
+from services.errors import GetCourseBadResponse, GetCourseUnavailable
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
+from tests.operator_console import OPERATOR_CHAT, plain
 
 IVAN = 100000001
 MARIA = 100000002
 SEED_USERS = 12  # sandbox/data/getcourse_users.json
+# The seed's users GetCourse holds as banned and as deactivated.
+SEED_BLOCKED = {"187654326": "banned", "187654325": "deactivated"}
 SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30
 WINDOW_DAYS = 200
 TECH_TOKEN = "dev-key-0123_school-key-4567"
@@ -45,11 +49,21 @@ def windows_until_today() -> list[tuple[str, str]]:
     return windows
 
 
-def export_filters(standins: StandIns) -> list[tuple[str, str]]:
+def window_filters(standins: StandIns) -> list[tuple[str, str]]:
+    """The ``created_at`` windows of the users exports GetCourse started, in order."""
     return [
-        (r.params.get("created_at[from]", ""), r.params.get("created_at[to]", ""))
+        (r.params["created_at[from]"], r.params.get("created_at[to]", ""))
         for r in standins.getcourse.requests
-        if r.endpoint == "users" and r.counted
+        if r.endpoint == "users" and r.counted and "created_at[from]" in r.params
+    ]
+
+
+def status_filters(standins: StandIns) -> list[str]:
+    """The ``status`` of the users exports GetCourse started, in order."""
+    return [
+        r.params["status"]
+        for r in standins.getcourse.requests
+        if r.endpoint == "users" and r.counted and "status" in r.params
     ]
 
 
@@ -59,6 +73,15 @@ async def directory_emails(standins: StandIns) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+async def directory_statuses(standins: StandIns) -> dict[str, str]:
+    """GetCourse user ID -> status, for the directory's users with a known status."""
+    async with aiosqlite.connect(standins.database_path) as db:
+        rows = await db.execute_fetchall(
+            "SELECT gc_user_id, status FROM gc_directory WHERE status IS NOT NULL"
+        )
+    return {str(row[0]): str(row[1]) for row in rows}
+
+
 async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
     standins: StandIns,
 ) -> None:
@@ -66,7 +89,8 @@ async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
     async with polling_bot(standins, settings) as app:
         result = await app.services.sync.run(SyncKind.FULL)
         assert result == SyncResult(SyncKind.FULL, complete=True, rows=SEED_USERS)
-        assert export_filters(standins) == windows_until_today()
+        assert window_filters(standins) == windows_until_today()
+        assert status_filters(standins) == ["banned", "deactivated"]
         emails = await directory_emails(standins)
         assert len(emails) == SEED_USERS
         assert "maria.sidorova@example.com" in emails  # normalised
@@ -106,7 +130,7 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
     assert result.complete
     assert result.rows == SEED_USERS
     # The first window was started once and collected after the restart by its saved ID.
-    assert export_filters(standins) == windows_until_today()
+    assert window_filters(standins) == windows_until_today()
     polls = [r.path for r in getcourse.requests if r.endpoint == "exports" and r.counted]
     assert polls.count(first_export) >= 2
     assert len(await directory_emails(standins)) == SEED_USERS
@@ -118,13 +142,13 @@ async def test_incremental_sync_starts_at_the_last_synced_day(standins: StandIns
     try:
         await services.sync.run(SyncKind.FULL)
         standins.getcourse.add_user(GetCourseUserRecord(id=187659999, email="newcomer@example.com"))
-        starts_before = len(export_filters(standins))
+        starts_before = len(window_filters(standins))
         result = await services.sync.run(SyncKind.INCREMENTAL)
     finally:
         await services.close()
     assert result.complete
     assert result.rows == 2
-    assert export_filters(standins)[starts_before:] == [("2025-06-02", date.today().isoformat())]
+    assert window_filters(standins)[starts_before:] == [("2025-06-02", date.today().isoformat())]
     assert "newcomer@example.com" in await directory_emails(standins)
 
 
@@ -168,6 +192,194 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
     ]
 
 
+async def test_full_sync_learns_who_is_banned_or_deactivated(standins: StandIns) -> None:
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        result = await services.sync.run(SyncKind.FULL)
+        statuses = await directory_statuses(standins)
+        requests_before = len(standins.getcourse.requests)
+        # A student's lookup still answers from the directory, with the real status.
+        sergey = await services.directory.find_user_by_email("sergey.volkov@example.com")
+    finally:
+        await services.close()
+    assert result.complete
+    assert result.rows == SEED_USERS  # the status exports re-read users, not counted twice
+    assert statuses == SEED_BLOCKED
+    assert status_filters(standins) == ["banned", "deactivated"]
+    assert sergey is not None
+    assert (sergey.id, sergey.status) == ("187654326", "banned")
+    assert len(standins.getcourse.requests) == requests_before
+
+
+async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sync(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)
+        sergey = standins.getcourse.user_by_email("sergey.volkov@example.com")
+        dmitry = standins.getcourse.user_by_email("dmitry.ivanov@example.net")
+        assert sergey is not None
+        assert dmitry is not None
+        sergey.status = "active"
+        dmitry.status = "banned"
+        await services.sync.run(SyncKind.INCREMENTAL)  # asks no status: nothing changes yet
+        after_incremental = await directory_statuses(standins)
+        await services.sync.run(SyncKind.FULL)
+        after_full = await directory_statuses(standins)
+    finally:
+        await services.close()
+    assert after_incremental == SEED_BLOCKED
+    # Not banned any more is all the answer proves: NULL, not a guessed "active".
+    assert after_full == {"187654325": "banned"}
+
+
+async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(
+        **sync_settings(getcourse_sync_window_days=5000),
+        operator_chat_id=OPERATOR_CHAT,
+        operator_notice_interval=0.2,
+    )
+    ivan, operator = Person(standins.telegram, IVAN), Person(standins.telegram, OPERATOR_ID)
+    async with polling_bot(standins, settings) as app:
+        await app.services.sync.run(SyncKind.FULL)  # Sergey is banned, but nobody's link
+        ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Готово")
+        record = standins.getcourse.user_by_email("ivan.petrov@example.com")
+        assert record is not None
+        record.status = "banned"
+        first = await app.services.sync.run(SyncKind.FULL)
+        second = await app.services.sync.run(SyncKind.FULL)
+        operator.says("/find ivan.petrov@example.com")
+        card = await operator.reply(lambda message: f"Telegram {IVAN}" in (message.text or ""))
+        link = await app.services.links.current_link(IVAN)
+    # Shutting down delivered whatever notices were pending.
+    notices = [
+        plain(message.text or "")
+        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
+        if "привязки заблокирован" in (message.text or "")
+    ]
+    assert (first.blocked_links, second.blocked_links) == (1, 0)
+    assert len(notices) == 1
+    assert "заблокирован или отключён — 1." in notices[0]
+    assert f"telegram_id={IVAN}, gc_user_id=187654321, status=banned" in notices[0]
+    assert link is not None
+    assert link.gc_user_id == "187654321"  # kept
+    assert "⛔ GetCourse: статус — заблокирован" in plain(card.text or "")
+
+
+async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_windows(
+    standins: StandIns,
+) -> None:
+    # A budget of 6 with 2 in reserve: the one window and the banned export, then a pause.
+    settings = standins.settings(
+        **sync_settings(
+            getcourse_sync_window_days=5000, getcourse_export_budget=6, getcourse_sync_reserve=2
+        )
+    )
+    services = await create_services(settings)
+    try:
+        paused = await services.sync.run(SyncKind.FULL)
+        spent = await services.budget.used()
+        after_pause = await directory_statuses(standins)
+        services.budget.limit = 100  # the window cleared
+        standins.getcourse.faults.add("users", Fault(status=502, body="Bad Gateway"))
+        with pytest.raises(GetCourseUnavailable):
+            await services.sync.run(SyncKind.FULL)
+        resumed = await services.sync.run(SyncKind.FULL)
+    finally:
+        await services.close()
+    assert not paused.complete
+    assert spent == 4
+    assert after_pause == {"187654326": "banned"}
+    assert resumed.complete
+    assert resumed.rows == SEED_USERS
+    assert await directory_statuses(standins) == SEED_BLOCKED
+    # Neither the pause nor the failure cost the window again.
+    assert window_filters(standins) == [(SINCE.isoformat(), date.today().isoformat())]
+    assert status_filters(standins) == ["banned", "deactivated"]
+
+
+async def test_a_status_export_cut_off_resumes_at_its_saved_export(standins: StandIns) -> None:
+    getcourse = standins.getcourse
+    settings = standins.settings(
+        **sync_settings(
+            getcourse_sync_window_days=5000, getcourse_export_budget=4, getcourse_sync_reserve=0
+        ),
+        getcourse_lookup_timeout=60,
+    )
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)  # the window and the banned export
+        services.budget.limit = 100
+        getcourse.not_ready_polls = 10_000  # the deactivated export keeps building
+        running = asyncio.create_task(services.sync.run(SyncKind.FULL))
+        await eventually(
+            lambda: len([r for r in getcourse.requests if r.endpoint == "exports"]) > 2
+        )
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        getcourse.not_ready_polls = 0
+        result = await services.sync.run(SyncKind.FULL)
+    finally:
+        await services.close()
+    assert result.complete
+    assert status_filters(standins) == ["banned", "deactivated"]  # started once, collected later
+    assert await directory_statuses(standins) == SEED_BLOCKED
+
+
+async def test_directory_answers_carry_phones_in_international_form(standins: StandIns) -> None:
+    getcourse = standins.getcourse
+    for number, phone in enumerate(["8 (903) 765-43-21", "+84 912 345 678", "916 000-11-22"]):
+        getcourse.add_user(
+            GetCourseUserRecord(
+                id=187670000 + number, email=f"phone{number}@example.com", phone=phone
+            )
+        )
+    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    services = await create_services(settings)
+    try:
+        await services.sync.run(SyncKind.FULL)
+        directory = DirectoryRepository(services.database)
+
+        async def phones(typed: str) -> list[tuple[str, str]]:
+            return [(user.id, user.phone) for user in await directory.by_phone(typed)]
+
+        ivan = await directory.by_email("ivan.petrov@example.com")
+        found = {
+            typed: await phones(typed)
+            for typed in (
+                "+7 916 123-45-67",
+                "8 916 123-45-67",
+                "79161234567",
+                "+7 (903) 765 43 21",
+                "89037654321",
+                "+84 912 345 678",
+                "84912345678",
+                "916 000 11 22",
+            )
+        }
+    finally:
+        await services.close()
+    assert ivan is not None
+    assert ivan.phone == "+79161234567"  # as a live export gives it, not "79161234567"
+    ivans = [("187654321", "+79161234567")]
+    assert found == {
+        "+7 916 123-45-67": ivans,
+        "8 916 123-45-67": ivans,  # the Russian trunk prefix reads as +7
+        "79161234567": ivans,
+        "+7 (903) 765 43 21": [("187670000", "+79037654321")],  # stored from "8 (903) …"
+        "89037654321": [("187670000", "+79037654321")],
+        "+84 912 345 678": [("187670001", "+84912345678")],  # with "+", an 8 stays an 8
+        "84912345678": [("187670001", "+84912345678")],  # typed without "+": either reading
+        "916 000 11 22": [("187670002", "9160001122")],  # no country code: no "+" invented
+    }
+
+
 async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: StandIns) -> None:
     # A budget of 10 with 6 in reserve leaves room for two windows of start + poll.
     settings = standins.settings(
@@ -187,7 +399,8 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
     assert spent == 4
     assert found is not None
     assert resumed.complete
-    assert export_filters(standins)[:2] + export_filters(standins)[3:] == windows_until_today()
+    assert window_filters(standins) == windows_until_today()
+    assert status_filters(standins) == ["banned", "deactivated"]
 
 
 async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -> None:
@@ -199,7 +412,8 @@ async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -
         used = await services.budget.used()
     finally:
         await services.close()
-    assert used == len([r for r in standins.getcourse.requests if r.counted]) == 4
+    # One window and two status exports (a start and a poll each), then the lookup's export.
+    assert used == len([r for r in standins.getcourse.requests if r.counted]) == 8
 
 
 async def test_tech_api_answers_a_miss_without_export_budget(standins: StandIns) -> None:
@@ -263,7 +477,7 @@ async def test_a_cut_off_export_answer_fails_the_window_and_keeps_it_for_the_nex
         await services.close()
     assert retried.complete
     assert retried.rows == SEED_USERS
-    assert len(export_filters(standins)) == 1  # the saved export was collected, not restarted
+    assert len(window_filters(standins)) == 1  # the saved export was collected, not restarted
 
 
 async def test_operator_sync_shows_progress_in_one_message_and_is_audited(
@@ -275,7 +489,8 @@ async def test_operator_sync_shows_progress_in_one_message_and_is_audited(
         operator.says("/sync full")
         final = await operator.reply(lambda message: "готова" in (message.text or ""))
         assert len(operator.texts()) == 1  # started, then edited: one message throughout
-        assert final.edits == len(windows_until_today()) + 1  # a step per window, then the end
+        # A step per window and per status export, then the end.
+        assert final.edits == len(windows_until_today()) + 2 + 1
         assert f"прочитано {SEED_USERS}" in (final.text or "")
         operator.says("/sync oops")
         await operator.reply("/sync full")
@@ -294,7 +509,7 @@ async def test_the_running_bot_syncs_on_schedule(standins: StandIns) -> None:
 
         await eventually(synced)
         assert await DirectoryRepository(app.services.database).count() == SEED_USERS
-    assert export_filters(standins) == windows_until_today()
+    assert window_filters(standins) == windows_until_today()
 
 
 async def test_concurrent_misses_share_one_export(standins: StandIns) -> None:
@@ -304,7 +519,7 @@ async def test_concurrent_misses_share_one_export(standins: StandIns) -> None:
     )
     async with polling_bot(standins, settings) as app:
         await app.services.sync.run(SyncKind.FULL)
-        starts_after_sync = len(export_filters(standins))
+        starts_after_sync = len([r for r in getcourse.requests if r.endpoint == "users"])
         newcomers = [f"newcomer{n}@example.com" for n in range(5)]
         for number, email in enumerate(newcomers):
             getcourse.add_user(GetCourseUserRecord(id=187660000 + number, email=email))

@@ -28,6 +28,9 @@ class Texts:
     def keys(self) -> set[str]:
         return set(self._templates)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._templates
+
     def placeholders(self, key: str) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self._templates[key]) if name}
 

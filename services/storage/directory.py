@@ -1,11 +1,15 @@
 """The ``gc_directory`` table (the local mirror of the school's GetCourse users) and the
-``directory_syncs`` table (each sync run and the window it is on, for resuming)."""
+``directory_syncs`` table (each sync run and the step it is on, for resuming).
+
+``status`` is NULL unless something told it: users exports carry no status column, so a full
+sync learns who is banned or deactivated from ``status=`` exports (``set_status``), and the Tech
+API names the status of the user it returns. NULL means "not known to be blocked"."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
 from services.models import GetCourseUser
 from services.storage.database import Database, fetch_all
@@ -13,11 +17,44 @@ from services.storage.database import Database, fetch_all
 _COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at, custom_fields"
 # GetCourse's own column for the registration date; kept in its own indexed-friendly column.
 CREATED_COLUMN = "Создан"
+# ``SyncRun.next_day`` of a full run that has read every window and is on a status export.
+STATUS_STEP = "status:"
+_UPSERT = (
+    f"INSERT INTO gc_directory ({_COLUMNS}, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (gc_user_id) DO UPDATE SET email = excluded.email, "
+    "phone = excluded.phone, first_name = excluded.first_name, "
+    "last_name = excluded.last_name, status = COALESCE(excluded.status, status), "
+    "created_at = excluded.created_at, custom_fields = excluded.custom_fields, "
+    "synced_at = excluded.synced_at"
+)
 
 
 def normalize_phone(phone: str) -> str:
-    """Digits only, so "+7 (916) 123-45-67" and "79161234567" meet in the index."""
-    return "".join(ch for ch in phone if ch.isdigit())
+    """Digits only, so "+7 (916) 123-45-67" and "79161234567" meet in the index.
+
+    Written without "+", 11 digits starting with 8 is a Russian number with its trunk prefix
+    ("8 916 123-45-67"): stored as +7, its international form. With "+" it is left alone
+    (+84 912 345 678 is Vietnam)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) == 11 and digits.startswith("8") and not phone.lstrip().startswith("+"):
+        return "7" + digits[1:]
+    return digits
+
+
+def phone_keys(phone: str) -> list[str]:
+    """What to look a typed phone up by: its normalised digits and, when different, the digits as
+    typed (a row stored before the trunk-prefix rule, or a foreign number typed without "+")."""
+    keys = [normalize_phone(phone), "".join(ch for ch in phone if ch.isdigit())]
+    return [key for position, key in enumerate(keys) if key and key not in keys[:position]]
+
+
+def international_phone(digits: str) -> str:
+    """A stored phone as answers carry it: "+<digits>" for a whole international number.
+
+    11 to 15 digits counts as one (E.164 allows 15; Russian numbers have 11). Ten digits or fewer
+    is what a Russian or North American number looks like without its country code, and a "+"
+    would make it another country's number, so such a phone is given as stored."""
+    return f"+{digits}" if 11 <= len(digits) <= 15 else digits
 
 
 @dataclass(frozen=True)
@@ -27,7 +64,9 @@ class SyncRun:
     started_at: float
     first_day: str
     last_day: str
-    next_day: str  # the first day of the window in progress (or still to do)
+    # The first day of the window in progress (or still to do); a day past ``last_day`` once the
+    # windows are done; ``STATUS_STEP + status`` while a full run is on its status exports.
+    next_day: str
     export_id: int | None
     rows: int
 
@@ -51,12 +90,21 @@ class DirectoryRepository:
         )
         return None if row is None else _user(row)
 
+    async def by_id(self, gc_user_id: str) -> GetCourseUser | None:
+        row = await self._database.fetchone(
+            f"SELECT {_COLUMNS} FROM gc_directory WHERE gc_user_id = ?", (gc_user_id,)
+        )
+        return None if row is None else _user(row)
+
     async def by_phone(self, phone: str) -> list[GetCourseUser]:
-        digits = normalize_phone(phone)
-        if not digits:
+        keys = phone_keys(phone)
+        if not keys:
             return []
+        # "phone != ''" repeats the partial index's condition: without it SQLite scans the table.
         rows = await self._database.fetchall(
-            f"SELECT {_COLUMNS} FROM gc_directory WHERE phone = ?", (digits,)
+            f"SELECT {_COLUMNS} FROM gc_directory "
+            f"WHERE phone IN ({', '.join('?' * len(keys))}) AND phone != '' ORDER BY gc_user_id",
+            keys,
         )
         return [_user(row) for row in rows]
 
@@ -68,16 +116,41 @@ class DirectoryRepository:
         if not users:
             return
         async with self._database.transaction() as tx:
-            await tx.executemany(
-                f"INSERT INTO gc_directory ({_COLUMNS}, synced_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (gc_user_id) DO UPDATE SET email = excluded.email, "
-                "phone = excluded.phone, first_name = excluded.first_name, "
-                "last_name = excluded.last_name, status = COALESCE(excluded.status, status), "
-                "created_at = excluded.created_at, custom_fields = excluded.custom_fields, "
-                "synced_at = excluded.synced_at",
-                [_values(user, now) for user in users],
+            await tx.executemany(_UPSERT, [_values(user, now) for user in users])
+
+    async def set_status(
+        self, users: Sequence[GetCourseUser], status: str, now: float
+    ) -> list[str]:
+        """Upsert the users a ``status=`` export returned, with that status; returns the IDs
+        whose stored status was another (newly banned, say), in the order given."""
+        if not users:
+            return []
+        ids = [user.id for user in users]
+        async with self._database.transaction() as tx:
+            rows = await fetch_all(
+                tx,
+                "SELECT gc_user_id, status FROM gc_directory "
+                "WHERE gc_user_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids),),
             )
+            before = {str(row[0]): row[1] for row in rows}
+            await tx.executemany(
+                _UPSERT, [_values(replace(user, status=status), now) for user in users]
+            )
+        return [gc_user_id for gc_user_id in ids if before.get(gc_user_id) != status]
+
+    async def clear_status(self, status: str, keep: Collection[str]) -> int:
+        """Users stored with ``status`` whom the latest ``status=`` export no longer holds (say,
+        unbanned) go back to NULL: not known to be blocked; returns how many."""
+        async with self._database.transaction() as tx:
+            rows = await fetch_all(
+                tx, "SELECT gc_user_id FROM gc_directory WHERE status = ?", (status,)
+            )
+            stale = [(str(row[0]),) for row in rows if str(row[0]) not in keep]
+            await tx.executemany(
+                "UPDATE gc_directory SET status = NULL WHERE gc_user_id = ?", stale
+            )
+        return len(stale)
 
     async def remove_unseen_since(self, since: float) -> list[GetCourseUser]:
         """Drop the users a complete full sync did not see (deleted in GetCourse); returns them."""
@@ -132,7 +205,8 @@ class DirectoryRepository:
                 "UPDATE directory_syncs SET export_id = ? WHERE id = ?", (export_id, run_id)
             )
 
-    async def window_done(self, run_id: int, next_day: str, rows: int) -> None:
+    async def step_done(self, run_id: int, next_day: str, rows: int) -> None:
+        """A window or a status export is done: the run goes on at ``next_day``."""
         async with self._database.transaction() as tx:
             await tx.execute(
                 "UPDATE directory_syncs SET next_day = ?, export_id = NULL, rows = rows + ? "
@@ -190,7 +264,7 @@ def _user(row: Sequence[object]) -> GetCourseUser:
         email=str(email),
         first_name=str(first_name),
         last_name=str(last_name),
-        phone=str(phone),
+        phone=international_phone(str(phone)),
         status=None if status is None else str(status),
         custom_fields=fields,
     )

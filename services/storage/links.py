@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import aiosqlite
@@ -29,6 +31,17 @@ class LinkRepository:
     async def count(self) -> int:
         row = await self._database.fetchone("SELECT COUNT(*) FROM links")
         return int(row[0]) if row else 0
+
+    async def linked_to(self, gc_user_ids: Sequence[str]) -> list[Link]:
+        """Links to any of these GetCourse users, by Telegram ID."""
+        if not gc_user_ids:
+            return []
+        rows = await self._database.fetchall(
+            "SELECT * FROM links WHERE gc_user_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY telegram_id",
+            (json.dumps(list(gc_user_ids)),),
+        )
+        return [_to_link(row) for row in rows]
 
     @staticmethod
     async def upsert(tx: aiosqlite.Connection, link: Link) -> None:

@@ -127,6 +127,12 @@ async def test_status_and_date_filters() -> None:
         ids = [item[0] for item in ready["info"]["items"]]
         assert ids == ["187654328", "187654329", "187654331"]
 
+        # The status alone is a filter (no 908): how a directory sync learns who is banned.
+        for status, expected in (("banned", ["187654326"]), ("deactivated", ["187654325"])):
+            started = await _get(client, "/pl/api/account/users", status=status)
+            ready = await _get(client, f"/pl/api/account/exports/{started['info']['export_id']}")
+            assert [item[0] for item in ready["info"]["items"]] == expected
+
 
 async def test_no_recognised_filter_is_908() -> None:
     async with (
