@@ -194,6 +194,7 @@ async def run_sandbox() -> int:
                 # The stand-in has no budget to protect, and a paced second lookup would keep
                 # the person at the terminal waiting for minutes.
                 getcourse_pace_lookups=False,
+                getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
                 salebot_retry_first_delay=2,
                 salebot_retry_max_delay=4,
             )

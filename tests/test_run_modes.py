@@ -90,7 +90,9 @@ async def test_webhook_refuses_a_wrong_or_missing_secret(standins: StandIns) -> 
 async def test_webhook_takes_updates_while_a_lookup_is_running(standins: StandIns) -> None:
     standins.getcourse.not_ready_polls = 10_000  # the export is ready only when we say so
     # Polls far enough apart that the export budget outlasts the wait.
-    settings = webhook_settings(standins, getcourse_poll_max_interval=0.5)
+    settings = webhook_settings(
+        standins, getcourse_poll_max_interval=0.5, getcourse_lookup_timeout=60
+    )
     async with serving(standins, settings):
         ivan = Person(standins.telegram, IVAN)
         ivan.says("ivan.petrov@example.com")
