@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from handlers.texts import Texts
-from services.directory_sync import BLOCKED_STATUSES
 from services.email import mask_email
 from services.health import ServiceStatus
 from services.linking import Linked
+from services.models import BLOCKED_STATUSES
 from services.operators import (
     DirectoryReport,
     HealthReport,
@@ -25,7 +25,7 @@ from services.operators import (
 )
 from services.storage.audit import AuditEntry
 from services.storage.deliveries import Delivery
-from services.storage.directory import DoneRun
+from services.storage.directory import DoneRun, SyncRun
 from services.storage.link_events import LinkEvent
 from services.storage.profiles import TelegramProfile
 
@@ -337,17 +337,7 @@ def _directory(texts: Texts, report: DirectoryReport) -> list[str]:
                 "health_directory_incremental", last=_done_run(texts, report.last_incremental)
             ),
         ]
-    lines += [
-        texts.render(
-            "health_sync_unfinished",
-            kind=texts.render(f"sync_kind_{run.kind}"),
-            day=run.next_day,
-            first_day=run.first_day,
-            last_day=run.last_day,
-            rows=run.rows,
-        )
-        for run in report.unfinished
-    ]
+    lines += [_unfinished_run(texts, run) for run in report.unfinished]
     if report.lookups_waiting:
         oldest = report.oldest_lookup_since
         lines.append(
@@ -363,6 +353,25 @@ def _directory(texts: Texts, report: DirectoryReport) -> list[str]:
     elif report.unfinished:
         lines.append(texts.render("health_sync_stopped"))
     return lines
+
+
+def _unfinished_run(texts: Texts, run: SyncRun) -> str:
+    kind = texts.render(f"sync_kind_{run.kind}")
+    if run.status_step is not None:
+        return texts.render(
+            "health_sync_unfinished_statuses",
+            kind=kind,
+            status=gc_status(texts, run.status_step),
+            rows=run.rows,
+        )
+    return texts.render(
+        "health_sync_unfinished",
+        kind=kind,
+        day=run.next_day,
+        first_day=run.first_day,
+        last_day=run.last_day,
+        rows=run.rows,
+    )
 
 
 def _done_run(texts: Texts, run: DoneRun | None) -> str:

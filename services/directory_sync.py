@@ -30,7 +30,7 @@ from enum import StrEnum
 from services.errors import GetCourseApiError, GetCourseError
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient
-from services.models import GetCourseUser
+from services.models import BLOCKED_STATUSES, GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.storage.database import Database
 from services.storage.directory import STATUS_STEP, DirectoryRepository, SyncRun
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 # An export (a window or a status) costs a start and at least one poll; a run starts one only
 # with this much room left above the reserve.
 REQUESTS_PER_EXPORT = 2
-# The statuses a full run asks about, in this order: the ones that keep someone out of the school.
-BLOCKED_STATUSES = ("banned", "deactivated")
 # Seconds before a scheduled run that stopped early (budget, GetCourse failure) is tried again.
 RESUME_AFTER = 15 * 60.0
 

@@ -250,7 +250,25 @@ class LinkService:
             user.id,
             mask_email(email),
         )
+        if user.is_blocked:
+            self._report_blocked(telegram_id, user)
         return Linked(link=link, previous=previous)
+
+    def _report_blocked(self, telegram_id: int, user: GetCourseUser) -> None:
+        """Linked all the same (the key is still right), but operators should know."""
+        log.warning(
+            "link of telegram %s: getcourse user %s is %s", telegram_id, user.id, user.status
+        )
+        self._notifier.notify(
+            OperatorNotice(
+                OperatorEvent.LINKED_USER_BLOCKED,
+                {
+                    "telegram_id": str(telegram_id),
+                    "gc_user_id": user.id,
+                    "status": user.status or "",
+                },
+            )
+        )
 
     def _report_conflict(
         self, telegram_id: int, holder: Link, email: str, gc_user_id: str, refused: bool

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# GetCourse statuses that keep someone out of the school; a full sync asks about them in this order.
+BLOCKED_STATUSES = ("banned", "deactivated")
+
 
 @dataclass(frozen=True)
 class GetCourseUser:
@@ -24,6 +27,10 @@ class GetCourseUser:
     @property
     def full_name(self) -> str:
         return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.status in BLOCKED_STATUSES
 
 
 @dataclass(frozen=True)

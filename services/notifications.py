@@ -27,7 +27,7 @@ class OperatorEvent(StrEnum):
     GETCOURSE_MISCONFIGURED = "getcourse_misconfigured"  # bad key, redirect, plan without API
     SALEBOT_KEY_REJECTED = "salebot_key_rejected"  # Salebot refused the key or its scope
     LINKED_USER_GONE = "linked_user_gone"  # a full sync no longer finds a linked GetCourse user
-    LINKED_USER_BLOCKED = "linked_user_blocked"  # a full sync finds a linked user newly banned
+    LINKED_USER_BLOCKED = "linked_user_blocked"  # a linked GetCourse user is banned/deactivated
 
 
 @dataclass(frozen=True)

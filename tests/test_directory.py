@@ -12,6 +12,7 @@ import aiosqlite
 import pytest
 
 from bot.app import create_services
+from bot.settings import Settings
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
 from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
@@ -236,14 +237,27 @@ async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sy
     assert after_full == {"187654325": "banned"}
 
 
-async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
-    standins: StandIns,
-) -> None:
-    settings = standins.settings(
+def noticed_sync_settings(standins: StandIns) -> Settings:
+    """One-window full syncs, operator notices sent soon to the operators' chat."""
+    return standins.settings(
         **sync_settings(getcourse_sync_window_days=5000),
         operator_chat_id=OPERATOR_CHAT,
         operator_notice_interval=0.2,
     )
+
+
+def blocked_notices(standins: StandIns) -> list[str]:
+    return [
+        plain(message.text or "")
+        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
+        if "привязки заблокирован" in (message.text or "")
+    ]
+
+
+async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
+    standins: StandIns,
+) -> None:
+    settings = noticed_sync_settings(standins)
     ivan, operator = Person(standins.telegram, IVAN), Person(standins.telegram, OPERATOR_ID)
     async with polling_bot(standins, settings) as app:
         await app.services.sync.run(SyncKind.FULL)  # Sergey is banned, but nobody's link
@@ -258,11 +272,7 @@ async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
         card = await operator.reply(lambda message: f"Telegram {IVAN}" in (message.text or ""))
         link = await app.services.links.current_link(IVAN)
     # Shutting down delivered whatever notices were pending.
-    notices = [
-        plain(message.text or "")
-        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
-        if "привязки заблокирован" in (message.text or "")
-    ]
+    notices = blocked_notices(standins)
     assert (first.blocked_links, second.blocked_links) == (1, 0)
     assert len(notices) == 1
     assert "заблокирован или отключён — 1." in notices[0]
@@ -270,6 +280,25 @@ async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
     assert link is not None
     assert link.gc_user_id == "187654321"  # kept
     assert "⛔ GetCourse: статус — заблокирован" in plain(card.text or "")
+
+
+async def test_linking_to_a_user_already_banned_links_and_tells_operators_once(
+    standins: StandIns,
+) -> None:
+    settings = noticed_sync_settings(standins)
+    sergey = Person(standins.telegram, IVAN)
+    async with polling_bot(standins, settings) as app:
+        await app.services.sync.run(SyncKind.FULL)  # learns that Sergey is banned
+        sergey.says("sergey.volkov@example.com")
+        await sergey.reply("Готово")
+        again = await app.services.sync.run(SyncKind.FULL)
+        link = await app.services.links.current_link(IVAN)
+    notices = blocked_notices(standins)
+    assert link is not None
+    assert link.gc_user_id == "187654326"  # the key is right all the same
+    assert again.blocked_links == 0  # the sync does not tell it a second time
+    assert len(notices) == 1
+    assert f"telegram_id={IVAN}, gc_user_id=187654326, status=banned" in notices[0]
 
 
 async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_windows(

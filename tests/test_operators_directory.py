@@ -154,6 +154,30 @@ async def test_a_sync_stopped_early_shows_where_it_stopped(standins: StandIns) -
     ]
 
 
+async def test_a_sync_stopped_at_its_status_check_says_so(standins: StandIns) -> None:
+    # One window and the "banned" check (start + poll each) fit above the reserve; the
+    # "deactivated" check does not.
+    settings = standins.settings(
+        **{
+            **SYNC,
+            "getcourse_sync_window_days": 5000,
+            "getcourse_export_budget": 10,
+            "getcourse_sync_reserve": 6,
+        }
+    )
+    operator = Person(standins.telegram, OPERATOR_ID)
+    async with polling_bot(standins, settings):
+        operator.says("/sync full")
+        await operator.reply("⏸ Синхронизация приостановлена")
+        health = await ask(operator, "/health", "🩺")
+
+    directory = health.index(f"Справочник GetCourse: пользователей {SEED_USERS}")
+    assert health[directory + 2] == (
+        f"⏳ Не завершена полная синхронизация: все регистрации прочитаны ({SEED_USERS}), "
+        "дошла до проверки статуса «отключён»"
+    )
+
+
 async def test_a_sync_going_on_shows_as_running(standins: StandIns) -> None:
     getcourse = standins.getcourse
     getcourse.not_ready_polls = 10**6  # the export stays "building" until released

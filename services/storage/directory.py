@@ -70,6 +70,13 @@ class SyncRun:
     export_id: int | None
     rows: int
 
+    @property
+    def status_step(self) -> str | None:
+        """The GetCourse status a full run is refreshing once its windows are read, else None."""
+        if not self.next_day.startswith(STATUS_STEP):
+            return None
+        return self.next_day.removeprefix(STATUS_STEP)
+
 
 @dataclass(frozen=True)
 class DoneRun:
