@@ -303,8 +303,6 @@ async def full_sync(users: int) -> tuple[float, float, int]:
                 "GETCOURSE_EXPORT_BUDGET": "100",
                 "GETCOURSE_SYNC_RESERVE": "0",
                 "GETCOURSE_SYNC_SINCE": SINCE.date().isoformat(),
-                # About 100k users per window: 1,500 days of registrations.
-                "GETCOURSE_SYNC_WINDOW_DAYS": str(max(1, 1500 * 100_000 // users)),
                 "GETCOURSE_POLL_FIRST_DELAY": "0.01",
                 "GETCOURSE_LOOKUP_TIMEOUT": "600",
                 "SALEBOT_API_KEY": SALEBOT_KEY,

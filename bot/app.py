@@ -140,6 +140,7 @@ async def create_services(settings: Settings) -> Services:
             window_days=settings.getcourse_sync_window_days,
             since=settings.getcourse_sync_since,
             reserve=settings.getcourse_sync_reserve,
+            window_users=settings.getcourse_sync_window_users,
         ),
         notifier=notifier,
     )

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     getcourse_pace_lookups: bool = True
     getcourse_queue_patience_minutes: float = Field(default=30.0, gt=0)
     getcourse_sync_window_days: int = Field(default=90, ge=1)
+    getcourse_sync_window_users: int = Field(default=50_000, ge=0)
     getcourse_sync_since: date = date(2012, 1, 1)
     getcourse_sync_reserve: int = Field(default=20, ge=0)
     getcourse_full_sync_hours: float = Field(default=24.0, ge=0)

@@ -327,8 +327,8 @@ async def on_sync(
         await show(
             texts.render(
                 "sync_progress",
-                done=step.windows_done,
-                total=step.windows_total,
+                day=step.day,
+                percent=step.days_done * 100 // max(step.days_total, 1),
                 rows=step.rows,
             )
         )

@@ -1,11 +1,15 @@
 """Filling the local GetCourse directory from users exports.
 
 A full sync walks ``created_at`` windows from ``since`` to today, one export per window, so no
-single answer is huge; an incremental sync starts at the latest registration day already in
-the directory. Each run and the window it is on live in ``directory_syncs`` with the export ID
-of the window in progress, so a run killed mid-way resumes there and collects the export it
-already paid for. Every request goes through the shared export budget, and a run stops early
-(to resume later) rather than eat the reserve kept for people waiting on a live lookup.
+single answer is huge. Registrations are uneven (quiet years, launch weeks), so each window is
+sized from the one before to hold about ``window_users`` users, at most twice as long as it and
+at most a year: a school's empty early years take one export a year, not one a season, and its
+busy months are split finely. An incremental sync starts at
+the latest registration day already in the directory. Each run and the window it is on live in
+``directory_syncs`` with the export ID of the window in progress, so a run killed mid-way resumes
+there and collects the export it already paid for. Every request goes through the shared export
+budget, and a run stops early (to resume later) rather than eat the reserve kept for people
+waiting on a live lookup.
 
 Once a full run has seen every window, it asks for the users of each ``BLOCKED_STATUSES`` with a
 ``status=`` export (a users export has no status column): those users get that status, and users
@@ -41,6 +45,10 @@ log = logging.getLogger(__name__)
 # An export (a window or a status) costs a start and at least one poll; a run starts one only
 # with this much room left above the reserve.
 REQUESTS_PER_EXPORT = 2
+# How much longer than the last one a window may be, and the longest one (unless the first is
+# longer): a quiet stretch followed by a busy one must not end in one huge export.
+WINDOW_GROWTH = 2
+LONGEST_WINDOW_DAYS = 366
 # Seconds before a scheduled run that stopped early (budget, GetCourse failure) is tried again.
 RESUME_AFTER = 15 * 60.0
 
@@ -52,18 +60,19 @@ class SyncKind(StrEnum):
 
 @dataclass(frozen=True)
 class SyncPolicy:
-    window_days: int = 90
+    window_days: int = 90  # the first window of a run (and of a resumed one)
     since: date = date(2012, 1, 1)  # GetCourse opened its doors about then
     reserve: int = 20  # export requests a sync leaves for live lookups
+    window_users: int = 50_000  # users a window aims at; 0 keeps every window at window_days
 
 
 @dataclass(frozen=True)
 class SyncProgress:
     kind: SyncKind
-    windows_done: int
-    windows_total: int
+    days_done: int  # registration days read so far
+    days_total: int
     rows: int
-    day: str  # the first day of the next window
+    day: str  # the last registration day read
     status: str | None = None  # the status export starting, once the windows are done
 
 
@@ -153,29 +162,30 @@ class DirectorySync:
         rows = run.rows
         export_id = run.export_id
         statuses = _statuses_from(run.next_day)
-        window = timedelta(days=self._policy.window_days)
-        total = _windows(_day(run.first_day), _day(run.last_day), window)
+        first, last = _day(run.first_day), _day(run.last_day)
+        total = (last - first).days + 1
         if statuses is None:
             day = _day(run.next_day)
-            last = _day(run.last_day)
+            days = self._policy.window_days
             while day <= last:
                 if export_id is None and not await self._budget_allows_export():
                     log.warning(
                         "directory sync %s paused at %s: export budget kept for lookups", kind, day
                     )
                     return SyncResult(kind, complete=False, rows=rows)
-                window_end = min(day + window - timedelta(days=1), last)
+                window_end = day + timedelta(days=min(days, (last - day).days + 1) - 1)
                 count = await self._export_window(run, day, window_end, export_id)
                 log.info(
                     "directory sync %s: window %s..%s gave %d users", kind, day, window_end, count
                 )
                 rows += count
+                days = self._next_window_days((window_end - day).days + 1, count)
                 day = window_end + timedelta(days=1)
                 export_id = None
                 await self._directory.step_done(run.id, day.isoformat(), count)
                 if progress is not None:
-                    done = _windows(_day(run.first_day), window_end, window)
-                    await progress(SyncProgress(kind, done, total, rows, day.isoformat()))
+                    done = (window_end - first).days + 1
+                    await progress(SyncProgress(kind, done, total, rows, window_end.isoformat()))
             statuses = BLOCKED_STATUSES
         blocked = 0
         if kind is SyncKind.FULL:
@@ -216,6 +226,16 @@ class DirectorySync:
         return await self._directory.begin_run(
             kind, first.isoformat(), today.isoformat(), self._clock()
         )
+
+    def _next_window_days(self, days: int, users: int) -> int:
+        """Days that hold about ``window_users`` users at the density the last window showed."""
+        target = self._policy.window_users
+        if target <= 0:
+            return self._policy.window_days
+        longest = min(days * WINDOW_GROWTH, max(self._policy.window_days, LONGEST_WINDOW_DAYS))
+        if users == 0:
+            return longest
+        return max(1, min(longest, days * target // users))
 
     async def _budget_allows_export(self) -> bool:
         if await self._budget.paused_until() is not None:
@@ -384,7 +404,3 @@ def _statuses_from(next_day: str) -> tuple[str, ...] | None:
     if status not in BLOCKED_STATUSES:
         return BLOCKED_STATUSES  # saved by a version that asked about others: the whole pass
     return BLOCKED_STATUSES[BLOCKED_STATUSES.index(status) :]
-
-
-def _windows(first: date, last: date, window: timedelta) -> int:
-    return max(0, -(-((last - first).days + 1) // window.days))

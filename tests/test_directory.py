@@ -6,6 +6,7 @@ and the Tech API path."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import date, timedelta
 
 import aiosqlite
@@ -13,6 +14,7 @@ import pytest
 
 from bot.app import create_services
 from bot.settings import Settings
+from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
 from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
@@ -36,6 +38,7 @@ def sync_settings(**overrides: object) -> dict[str, object]:
     return {
         "getcourse_sync_since": SINCE,
         "getcourse_sync_window_days": WINDOW_DAYS,
+        "getcourse_sync_window_users": 0,  # fixed windows, so a test can name them
         "getcourse_sync_reserve": 0,
         **overrides,
     }
@@ -106,6 +109,45 @@ async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
         assert link is not None
         assert link.gc_user_id == "187654321"
         assert len(standins.getcourse.requests) == requests_before
+
+
+async def test_windows_widen_over_quiet_years_and_narrow_over_a_launch(
+    standins: StandIns,
+) -> None:
+    getcourse = standins.getcourse
+    launch_day = date(2025, 1, 1)
+    launch = [  # a busy year: a registration every three days
+        GetCourseUserRecord(
+            id=187700000 + n,
+            email=f"launch{n}@example.com",
+            created_at=f"{launch_day + timedelta(days=3 * n)} 12:00:00",
+        )
+        for n in range(120)
+    ]
+    for user in launch:
+        getcourse.add_user(user)
+    since = date(2015, 1, 1)  # nine empty years before the seed's first registration
+    settings = standins.settings(
+        **sync_settings(
+            getcourse_sync_since=since,
+            getcourse_sync_window_days=30,
+            getcourse_sync_window_users=8,
+        )
+    )
+    async with polling_bot(standins, settings) as app:
+        result = await app.services.sync.run(SyncKind.FULL)
+
+    windows = [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in window_filters(standins)]
+    assert result.complete
+    assert result.rows == len(getcourse.users) == SEED_USERS + len(launch)
+    # Contiguous from the first day to today, so nobody is skipped.
+    assert windows[0][0] == since
+    assert windows[-1][1] == date.today()
+    assert all(b + timedelta(days=1) == c for (_, b), (c, _) in itertools.pairwise(windows))
+    fixed = -(-((date.today() - since).days + 1) // 30)
+    assert len(windows) < fixed // 4  # quiet years took a few exports, not one a month
+    in_launch = [w for w in windows if w[0] >= launch_day and w[1] <= date(2025, 12, 31)]
+    assert len(in_launch) >= 5  # the busy year was split
 
 
 async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: StandIns) -> None:
@@ -579,3 +621,30 @@ async def test_a_person_whose_lookup_waits_is_told_and_answered_later(standins: 
         ivan.says("ivan.petrov@example.com")
         await ivan.reply("Готово")
     assert [text.split()[0] for text in ivan.texts()] == ["Проверяю", "Сейчас", "Готово!"]
+
+
+async def test_sync_command_prints_each_step_and_says_how_it_ended(
+    standins: StandIns, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = standins.settings(**sync_settings())
+    assert await run_sync(settings, full=True) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    windows = windows_until_today()
+    total_days = (date.today() - SINCE).days + 1
+    first_end = date.fromisoformat(windows[0][1])
+    first_read = len([u for u in standins.getcourse.users if u.created.date() <= first_end])
+    assert lines[0] == (
+        f"      registrations to {first_end} read ({(first_end - SINCE).days + 1}/{total_days} "
+        f"days): {first_read} users so far"
+    )
+    assert lines[len(windows) - 1] == (
+        f"      registrations to {date.today()} read ({total_days}/{total_days} days): "
+        f"{SEED_USERS} users so far"
+    )
+    assert lines[len(windows) :] == [
+        "      banned users: asking GetCourse",
+        "      deactivated users: asking GetCourse",
+        f"OK    full sync: {SEED_USERS} users, 0 removed, 0 links to users gone from GetCourse, "
+        "0 links to users newly banned or deactivated",
+    ]

@@ -20,6 +20,7 @@ WINDOW_DAYS = 200
 SYNC = {
     "getcourse_sync_since": SINCE,
     "getcourse_sync_window_days": WINDOW_DAYS,
+    "getcourse_sync_window_users": 0,  # fixed windows, so a test can name where one stopped
     "getcourse_sync_reserve": 0,
 }
 NEVER_SYNCED = (
