@@ -56,6 +56,7 @@ from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
 from services.storage.directory import DirectoryRepository
 from services.storage.instance_lock import InstanceLock
+from services.storage.operator_menus import OperatorMenu, OperatorMenuRepository
 from services.storage.queued_lookups import QueuedLookupRepository
 
 log = logging.getLogger(__name__)
@@ -352,7 +353,9 @@ class App:
 
     async def publish_commands(self) -> None:
         """Students see their commands; operators also see theirs, in their private chat with
-        the bot and in the operator chat (a scope per operator, so nobody else sees them)."""
+        the bot and in the operator chat (a scope per operator, so nobody else sees them).
+        Menus set for someone no longer an operator (or for an operator chat no longer used)
+        are taken back."""
         texts = Texts.load(self.settings.language)
 
         def commands(names: tuple[str, ...]) -> list[BotCommand]:
@@ -363,21 +366,30 @@ class App:
 
         await self.bot.set_my_commands(commands(STUDENT_COMMANDS))
         chat_id = self.settings.operator_chat_id
+        wanted: set[OperatorMenu] = set()
         for operator_id in sorted(self.settings.operator_ids):
-            menus: list[tuple[BotCommandScopeChat | BotCommandScopeChatMember, tuple[str, ...]]]
-            menus = [
-                (BotCommandScopeChat(chat_id=operator_id), STUDENT_COMMANDS + OPERATOR_COMMANDS)
-            ]
+            wanted.add((operator_id, operator_id))
             if chat_id is not None:
-                # The student dialog works in private chats only.
-                member = BotCommandScopeChatMember(chat_id=chat_id, user_id=operator_id)
-                menus.append((member, OPERATOR_COMMANDS))
-            for scope, names in menus:
-                try:
-                    await self.bot.set_my_commands(commands(names), scope=scope)
-                except TelegramAPIError as error:
-                    # Telegram knows no chat with someone who never wrote to the bot.
-                    log.warning("operator %s: command menu not set: %s", operator_id, error)
+                wanted.add((operator_id, chat_id))
+        for menu in sorted(wanted):
+            private = menu[0] == menu[1]
+            # The student dialog works in private chats only.
+            names = STUDENT_COMMANDS + OPERATOR_COMMANDS if private else OPERATOR_COMMANDS
+            try:
+                await self.bot.set_my_commands(commands(names), scope=_menu_scope(menu))
+            except TelegramAPIError as error:
+                # Telegram knows no chat with someone who never wrote to the bot.
+                log.warning("operator %s: command menu not set: %s", menu[0], error)
+        menus = OperatorMenuRepository(self.services.database)
+        kept = set(wanted)
+        for menu in sorted(await menus.all() - wanted):
+            try:
+                await self.bot.delete_my_commands(scope=_menu_scope(menu))
+                log.info("telegram %s: operator command menu taken back", menu[0])
+            except TelegramAPIError as error:
+                log.warning("telegram %s: operator command menu not taken back: %s", menu[0], error)
+                kept.add(menu)  # tried again at the next start
+        await menus.replace(kept)
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
         """Long polling until SIGINT/SIGTERM; the webhook is removed first (Telegram refuses
@@ -392,3 +404,10 @@ class App:
             handle_signals=handle_signals,
             close_bot_session=False,
         )
+
+
+def _menu_scope(menu: OperatorMenu) -> BotCommandScopeChat | BotCommandScopeChatMember:
+    telegram_id, chat_id = menu
+    if chat_id == telegram_id:
+        return BotCommandScopeChat(chat_id=chat_id)
+    return BotCommandScopeChatMember(chat_id=chat_id, user_id=telegram_id)

@@ -4,7 +4,9 @@ else happens. Included last."""
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, Message
+
+from handlers.texts import Texts
 
 
 def router() -> Router:
@@ -13,6 +15,10 @@ def router() -> Router:
     return router
 
 
-async def on_stale_button(query: CallbackQuery) -> None:
-    """A button of an old message, or data we never issued."""
-    await query.answer()
+async def on_stale_button(query: CallbackQuery, texts: Texts) -> None:
+    """A button of a message too old to act on, or data we never issued."""
+    if isinstance(query.message, Message):
+        await query.answer()  # not for this person (an operator's button), or never ours
+    else:
+        # Telegram sends only a stub of a message old enough: say why nothing happens.
+        await query.answer(texts.render("button_expired"), show_alert=True)

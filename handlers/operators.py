@@ -79,6 +79,14 @@ class FromOperator(Filter):
         return event_from_user is not None and event_from_user.id in operator_ids
 
 
+class ButtonMessage(Filter):
+    """A press on a button whose message the bot can still edit, handed over as ``message``.
+    Telegram leaves only a stub of old messages; such presses go on to the fallback router."""
+
+    async def __call__(self, query: CallbackQuery) -> bool | dict[str, Any]:
+        return {"message": query.message} if isinstance(query.message, Message) else False
+
+
 def router() -> Router:
     router = Router(name="operators")
     router.message.filter(FromOperator())
@@ -95,10 +103,10 @@ def router() -> Router:
     router.message.register(on_audit, Command("audit"))
     router.message.register(on_health, Command("health"))
     router.message.register(on_sync, Command("sync"))
-    router.callback_query.register(on_card_button, CardButton.filter())
-    router.callback_query.register(on_link_button, LinkButton.filter())
-    router.callback_query.register(on_unlink_button, UnlinkButton.filter())
-    router.callback_query.register(on_retry_all_button, RetryAllButton.filter())
+    router.callback_query.register(on_card_button, CardButton.filter(), ButtonMessage())
+    router.callback_query.register(on_link_button, LinkButton.filter(), ButtonMessage())
+    router.callback_query.register(on_unlink_button, UnlinkButton.filter(), ButtonMessage())
+    router.callback_query.register(on_retry_all_button, RetryAllButton.filter(), ButtonMessage())
     return router
 
 
@@ -181,19 +189,17 @@ async def on_link(
 
 async def on_link_button(
     query: CallbackQuery,
+    message: Message,
     callback_data: LinkButton,
     state: FSMContext,
     operator_console: OperatorConsole,
     texts: Texts,
 ) -> None:
-    if not isinstance(query.message, Message):
-        await query.answer(texts.render("button_expired"), show_alert=True)
-        return
     data = await state.get_data()
     saved: dict[str, Any] | None = data.get(PROPOSAL_KEY)
     if not callback_data.confirm:
         await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
-        await query.message.edit_text(texts.render("link_cancelled"))
+        await message.edit_text(texts.render("link_cancelled"))
         await query.answer()
         return
     # Only the operator who asked confirms, and only the proposal they were shown last.
@@ -212,9 +218,7 @@ async def on_link_button(
     )
     outcome = await operator_console.link(query.from_user.id, callback_data.telegram_id, user)
     await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
-    await query.message.edit_text(
-        views.linked(texts, outcome, private=_private(query.message.chat))
-    )
+    await message.edit_text(views.linked(texts, outcome, private=_private(message.chat)))
     await query.answer()
 
 
@@ -248,23 +252,21 @@ async def _ask_to_unlink(
 
 async def on_unlink_button(
     query: CallbackQuery,
+    message: Message,
     callback_data: UnlinkButton,
     operator_console: OperatorConsole,
     texts: Texts,
 ) -> None:
-    if not isinstance(query.message, Message):
-        await query.answer(texts.render("button_expired"), show_alert=True)
-        return
     telegram_id = callback_data.telegram_id
     if not callback_data.confirm:
-        await query.message.edit_text(texts.render("unlink_cancelled"))
+        await message.edit_text(texts.render("unlink_cancelled"))
     else:
         outcome = await operator_console.unlink(query.from_user.id, telegram_id)
         if outcome is None:
-            await query.message.edit_text(texts.render("not_linked", telegram_id=telegram_id))
+            await message.edit_text(texts.render("not_linked", telegram_id=telegram_id))
         else:
-            private = _private(query.message.chat)
-            await query.message.edit_text(views.unlinked(texts, outcome, private=private))
+            private = _private(message.chat)
+            await message.edit_text(views.unlinked(texts, outcome, private=private))
     await query.answer()
 
 
@@ -362,12 +364,11 @@ async def on_queue(message: Message, operator_console: OperatorConsole, texts: T
 
 
 async def on_retry_all_button(
-    query: CallbackQuery, operator_console: OperatorConsole, texts: Texts
+    query: CallbackQuery, message: Message, operator_console: OperatorConsole, texts: Texts
 ) -> None:
     count = await operator_console.retry_all(query.from_user.id)
     await query.answer(texts.render("retry_all_done", count=count))
-    if isinstance(query.message, Message):
-        await query.message.answer(texts.render("retry_all_done", count=count))
+    await message.answer(texts.render("retry_all_done", count=count))
 
 
 async def on_stats(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
@@ -419,21 +420,19 @@ async def on_health(message: Message, operator_console: OperatorConsole, texts: 
 
 async def on_card_button(
     query: CallbackQuery,
+    message: Message,
     callback_data: CardButton,
     operator_console: OperatorConsole,
     texts: Texts,
 ) -> None:
-    if not isinstance(query.message, Message):
-        await query.answer(texts.render("button_expired"), show_alert=True)
-        return
     telegram_id = callback_data.telegram_id
     if callback_data.action is CardAction.RESYNC:
-        await _resync(query.message, query.from_user.id, telegram_id, operator_console, texts)
+        await _resync(message, query.from_user.id, telegram_id, operator_console, texts)
     elif callback_data.action is CardAction.UNLINK:
-        await _ask_to_unlink(query.message, telegram_id, operator_console, texts)
+        await _ask_to_unlink(message, telegram_id, operator_console, texts)
     else:
         entries = await operator_console.history(telegram_id)
-        await query.message.answer(views.history(texts, telegram_id, entries))
+        await message.answer(views.history(texts, telegram_id, entries))
     await query.answer()
 
 

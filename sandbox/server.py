@@ -78,6 +78,9 @@ class FaultPlan:
 class LoopbackServer(ABC):
     """An aiohttp application served on a loopback port chosen by the OS."""
 
+    # Whether a request whose client went away stops being handled (aiohttp's default: it runs on).
+    cancel_on_disconnect = False
+
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self.host = "127.0.0.1"
@@ -94,7 +97,12 @@ class LoopbackServer(ABC):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         # A short shutdown grace: a scripted delay must not hold up stopping the stand-in.
-        self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.build_app(),
+            access_log=None,
+            shutdown_timeout=1.0,
+            handler_cancellation=self.cancel_on_disconnect,
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

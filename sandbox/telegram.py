@@ -287,6 +287,9 @@ def _default_description(error_code: int) -> str:
 class TelegramStandIn(LoopbackServer):
     """The Bot API for one bot token, with users driven from Python or over ``/sandbox/``."""
 
+    # A long poll of a bot that stopped no longer counts as a bot waiting for updates.
+    cancel_on_disconnect = True
+
     def __init__(
         self,
         *,
@@ -922,12 +925,19 @@ class TelegramStandIn(LoopbackServer):
         return edited
 
     def press_button(
-        self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        *,
+        chat_id: int | None = None,
+        too_old: bool = False,
     ) -> str:
         """The user presses an inline button of a bot message; returns the callback query id.
 
         Only callback_data present on the message's current keyboard can be pressed; use
-        ``send_update`` to forge anything else.
+        ``send_update`` to forge anything else. ``too_old``: the message is sent as Telegram
+        sends one the bot can no longer act on (an InaccessibleMessage: chat, id, date 0).
         """
         target = user_id if chat_id is None else chat_id
         message = self._find_bot_message(target, message_id)
@@ -948,7 +958,15 @@ class TelegramStandIn(LoopbackServer):
                     "from": dict(sender),
                     "chat_instance": f"instance{target}",
                     "data": data,
-                    "message": self._payload(message),
+                    "message": (
+                        {
+                            "chat": dict(self._chat(message.chat_id)),
+                            "message_id": message.message_id,
+                            "date": 0,
+                        }
+                        if too_old
+                        else self._payload(message)
+                    ),
                 }
             }
         )

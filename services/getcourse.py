@@ -186,9 +186,7 @@ class GetCourseClient:
                 started_at = time.monotonic()
                 await on_started(export_id)
             log.info("getcourse export %s collecting (%s)", export_id, ",".join(filters))
-            rows = await self._stream_export(export_id, deadline, sink, batch_size)
-            self._built(started_at)
-            return rows
+            return await self._stream_export(export_id, deadline, sink, batch_size, started_at)
 
     @contextlib.asynccontextmanager
     async def _guarded(self, operation: str) -> AsyncIterator[None]:
@@ -234,8 +232,7 @@ class GetCourseClient:
             await self._exports.started(export_id, email, self._clock())
             log.info("getcourse export %s started for %s", export_id, mask_email(email))
         try:
-            data = await self._collect_export(export_id, deadline)
-            self._built(started_at)
+            data = await self._collect_export(export_id, deadline, started_at)
         except GetCourseExportTimeout:
             raise  # left open: the next lookup of this email collects it
         except GetCourseError:
@@ -264,7 +261,9 @@ class GetCourseClient:
             raise GetCourseBadResponse("export start answer has no export_id") from error
         return export_id
 
-    async def _collect_export(self, export_id: int, deadline: float) -> _ExportData | None:
+    async def _collect_export(
+        self, export_id: int, deadline: float, started_at: float | None
+    ) -> _ExportData | None:
         """Poll until ready; ``None`` when GetCourse says nothing matched."""
         schedule = self._schedule
         delay = self._first_poll_delay()
@@ -274,13 +273,16 @@ class GetCourseClient:
                     f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
                 )
             await self._sleep(delay)
+            polled_at = time.monotonic()
             envelope = await self._call("poll", f"/pl/api/account/exports/{export_id}", {})
             if envelope.success and isinstance(envelope.info, dict) and "items" in envelope.info:
+                self._built(started_at, polled_at)
                 try:
                     return _ExportData.model_validate(envelope.info)
                 except ValidationError as error:
                     raise GetCourseBadResponse("export rows of an unexpected shape") from error
             if _judge_unready(envelope) == "empty":
+                self._built(started_at, polled_at)
                 return None
             delay = min(delay * schedule.growth, schedule.max_interval)
 
@@ -290,6 +292,7 @@ class GetCourseClient:
         deadline: float,
         sink: Callable[[list[GetCourseUser]], Awaitable[None]],
         batch_size: int,
+        started_at: float | None,
     ) -> int:
         schedule = self._schedule
         delay = self._first_poll_delay()
@@ -300,6 +303,7 @@ class GetCourseClient:
                 )
             await self._sleep(delay)
             await self._spend("poll")
+            polled_at = time.monotonic()
             try:
                 async with self._http.stream(
                     "GET",
@@ -316,6 +320,7 @@ class GetCourseClient:
             except httpx.HTTPError as error:
                 raise GetCourseUnavailable(f"poll: {type(error).__name__}") from error
             if rows is not None:
+                self._built(started_at, polled_at)
                 return rows
             delay = min(delay * schedule.growth, schedule.max_interval)
 
@@ -323,10 +328,11 @@ class GetCourseClient:
         learned = min(self._build_times, default=0.0)
         return max(self._schedule.first_delay, min(learned, self._schedule.give_up_after / 2))
 
-    def _built(self, started_at: float | None) -> None:
-        """Remember how long an export we started took to build (a resumed one tells nothing)."""
+    def _built(self, started_at: float | None, polled_at: float) -> None:
+        """Remember how long an export we started took to build, up to the poll that found it
+        ready (reading its rows is not building; a resumed export tells nothing)."""
         if started_at is not None:
-            self._build_times.append(time.monotonic() - started_at)
+            self._build_times.append(polled_at - started_at)
 
     async def _spend(self, kind: str) -> None:
         await self._budget.spend(kind)

@@ -69,12 +69,15 @@ class Console:
         )
         await self.dispatcher.feed_update(self.bot, update)
 
-    async def press(self, message: SentMessage, label: str, *, user: int = OPERATOR_ID) -> str:
+    async def press(
+        self, message: SentMessage, label: str, *, user: int = OPERATOR_ID, too_old: bool = False
+    ) -> str:
         """``user`` presses the button of ``message`` whose text contains ``label``; the
-        update is taken from the Telegram stand-in as Telegram would deliver it."""
+        update is taken from the Telegram stand-in as Telegram would deliver it (``too_old``:
+        as it delivers a press on a message the bot can no longer act on)."""
         data = next(data for text, data in message.buttons() if label in text)
         query_id = self.standins.telegram.press_button(
-            user, message.message_id, data, chat_id=message.chat_id
+            user, message.message_id, data, chat_id=message.chat_id, too_old=too_old
         )
         updates = await self.bot.get_updates(timeout=0)
         update = next(

@@ -105,7 +105,10 @@ class BotProcess:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, env: dict[str, str], *, cwd: Path) -> BotProcess:
+    @contextlib.asynccontextmanager
+    async def running(cls, env: dict[str, str], *, cwd: Path) -> AsyncIterator[BotProcess]:
+        """The child process, killed on the way out if still alive (a failed test must not
+        leave a bot polling the next test's stand-ins)."""
         # cwd without a .env file, so only ``env`` configures the bot.
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -116,7 +119,13 @@ class BotProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
-        return cls(process)
+        bot = cls(process)
+        try:
+            yield bot
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
     async def _read(self) -> None:
         assert self.process.stderr is not None

@@ -23,15 +23,10 @@ async def bot_process(standins: StandIns, cwd: Path) -> AsyncIterator[BotProcess
     """A polling bot process, about to poll when yielded (what is sent now waits for it in
     the stand-in's queue); SIGKILLed on the way out if still alive."""
     started = len(standins.telegram.calls)
-    process = await BotProcess.start(process_env(standins), cwd=cwd)
-    try:
+    async with BotProcess.running(process_env(standins), cwd=cwd) as process:
         # Polling mode removes the webhook first; a dead process's long poll may still be open.
         await standins.telegram.wait_for_call("deleteWebhook", after=started, timeout=30)
         yield process
-    finally:
-        if process.process.returncode is None:
-            process.process.send_signal(signal.SIGKILL)
-            await process.process.wait()
 
 
 async def crash(process: BotProcess) -> None:

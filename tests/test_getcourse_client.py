@@ -790,3 +790,36 @@ async def test_two_hundred_people_at_once_never_exceed_the_ledger(
     # anything was sent, never answered "not found".
     assert sum(isinstance(r, GetCourseUser) for r in results) == 10
     assert sum(isinstance(r, GetCourseBudgetExhausted) for r in results) == 190
+
+
+async def test_the_first_poll_waits_for_the_build_not_for_reading_the_rows(
+    standin: GetCourseStandIn, http: httpx.AsyncClient, budget: ExportBudget
+) -> None:
+    slow_store = 0.5  # storing a big window takes time; GetCourse built it at once
+    delays: list[float] = []
+
+    async def recorded_sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(seconds)
+
+    async def store_slowly(users: list[GetCourseUser]) -> None:
+        await asyncio.sleep(slow_store)
+
+    client = GetCourseClient(http, KEY, budget, FAST, sleep=recorded_sleep)
+    started: list[int] = []
+
+    async def on_started(export_id: int) -> None:
+        started.append(export_id)
+
+    rows = await client.export_users(
+        {"created_at[from]": "2024-01-01"},
+        resume_export_id=None,
+        on_started=on_started,
+        sink=store_slowly,
+    )
+    assert (rows, len(started)) == (len(USERS), 1)
+    delays.clear()
+
+    assert await client.find_user_by_email("anna@example.org") is not None
+    # Timed by how soon the window's export was ready, not by how long its rows took to store.
+    assert delays[0] < slow_store

@@ -102,3 +102,26 @@ async def test_only_operators_get_the_operator_command_menu(standins: StandIns) 
         )
         assert menu(type="chat", chat_id=STRANGER) == []
         assert menu(type="chat", chat_id=OPERATOR_CHAT) == []  # not for every member
+
+
+async def test_someone_no_longer_an_operator_loses_the_operator_menu(standins: StandIns) -> None:
+    telegram = standins.telegram
+    former = 100000055
+
+    def menu(**scope: object) -> list[str]:
+        return [command["command"] for command in telegram.commands(scope=scope)]
+
+    both = standins.settings(operator_ids=f"{OPERATOR_ID},{former}", operator_chat_id=OPERATOR_CHAT)
+    async with polling_bot(standins, both):
+        assert menu(type="chat", chat_id=former) == STUDENT_COMMANDS + list(OPERATOR_COMMANDS)
+
+    # Restarted with one operator, and their chat moved to another group.
+    moved = OPERATOR_CHAT - 1
+    async with polling_bot(standins, standins.settings(operator_chat_id=moved)):
+        assert menu(type="chat", chat_id=former) == []
+        assert menu(type="chat_member", chat_id=OPERATOR_CHAT, user_id=former) == []
+        assert menu(type="chat_member", chat_id=OPERATOR_CHAT, user_id=OPERATOR_ID) == []
+        assert menu(type="chat_member", chat_id=moved, user_id=OPERATOR_ID) == list(
+            OPERATOR_COMMANDS
+        )
+        assert menu(type="chat", chat_id=OPERATOR_ID) == STUDENT_COMMANDS + list(OPERATOR_COMMANDS)

@@ -16,6 +16,7 @@ from handlers.operators import OPERATOR_COMMANDS
 from handlers.texts import Texts
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
+from sandbox.telegram import SentMessage
 from tests.conftest import GETCOURSE_KEY, OPERATOR_ID, SALEBOT_KEY, TOKEN, StandIns
 from tests.operator_console import (
     IVAN,
@@ -122,15 +123,23 @@ async def test_help_lists_every_operator_command(console: Console) -> None:
         assert f"/{name}" in help_text
 
 
+CARD_BUTTONS = ("Записать заново", "Отвязать", "История")
+
+
+async def linked_ivans_card(console: Console) -> SentMessage:
+    """Ivan linked, and the card an operator's /find shows of him."""
+    await console.link_student(IVAN, "ivan.petrov@example.com")
+    await console.say(f"/find {IVAN}")
+    return console.last()
+
+
 async def test_operator_buttons_pressed_by_a_non_operator_change_nothing(
     console: Console,
 ) -> None:
-    await console.link_student(IVAN, "ivan.petrov@example.com")
-    await console.say(f"/find {IVAN}")
-    card = console.last()
+    card = await linked_ivans_card(console)
     outbox_before = await console.rows("SELECT * FROM outbox")
 
-    for label in ("Записать заново", "Отвязать", "История"):
+    for label in CARD_BUTTONS:
         query_id = await console.press(card, label, user=STRANGER)
         assert console.standins.telegram.answered_callbacks[query_id].text is None
 
@@ -277,6 +286,20 @@ async def test_link_cancelled_changes_nothing(console: Console) -> None:
     assert console.text() == said("link_cancelled")
     assert await console.services.links.current_link(NEWCOMER) is None
     assert await console.rows("SELECT * FROM operator_audit") == []
+
+
+async def test_a_button_of_a_message_too_old_says_so_and_changes_nothing(
+    console: Console,
+) -> None:
+    card = await linked_ivans_card(console)
+
+    for label in CARD_BUTTONS:
+        query_id = await console.press(card, label, too_old=True)
+        answer = console.standins.telegram.answered_callbacks[query_id]
+        assert (answer.text, answer.show_alert) == (said("button_expired"), True)
+
+    assert await console.services.links.current_link(IVAN) is not None
+    assert console.messages()[-1] == card  # nothing new was sent or edited
 
 
 async def test_link_is_confirmed_only_by_the_operator_who_asked(standins: StandIns) -> None:

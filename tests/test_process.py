@@ -91,17 +91,17 @@ async def test_sigterm_in_polling_mode(
 ) -> None:
     log_format = "json"
     env = process_env(standins, LOG_FORMAT=log_format, LOG_LEVEL="DEBUG", **SLOW_POLLS)
-    bot = await BotProcess.start(env, cwd=tmp_path)
-    await standins.telegram.wait_for_poll(timeout=30)
+    async with BotProcess.running(env, cwd=tmp_path) as bot:
+        await standins.telegram.wait_for_poll(timeout=30)
 
-    # A second instance on the same database refuses to run, and says why.
-    assert await serve(standins.settings()) == 1
-    refusal = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(refusal) == 1
-    assert refusal[0].startswith("Another instance is running on the database")
-    assert f"pid {bot.process.pid} on " in refusal[0]
+        # A second instance on the same database refuses to run, and says why.
+        assert await serve(standins.settings()) == 1
+        refusal = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(refusal) == 1
+        assert refusal[0].startswith("Another instance is running on the database")
+        assert f"pid {bot.process.pid} on " in refusal[0]
 
-    await link_and_stop_mid_work(standins, bot)
+        await link_and_stop_mid_work(standins, bot)
     assert_clean_log(bot, log_format)
 
     # Updates that came after polling stopped wait for the next start; none is lost.
@@ -127,10 +127,9 @@ async def test_sigterm_in_webhook_mode(standins: StandIns, tmp_path: Path) -> No
         LOG_LEVEL="DEBUG",
         **SLOW_POLLS,
     )
-    bot = await BotProcess.start(env, cwd=tmp_path)
-    await standins.telegram.wait_for_call("setWebhook", timeout=30)
-
-    await link_and_stop_mid_work(standins, bot)
+    async with BotProcess.running(env, cwd=tmp_path) as bot:
+        await standins.telegram.wait_for_call("setWebhook", timeout=30)
+        await link_and_stop_mid_work(standins, bot)
     assert_clean_log(bot, log_format)
     assert standins.telegram.webhook is not None  # Telegram keeps the updates meanwhile
 

@@ -211,4 +211,12 @@ MIGRATIONS: tuple[str, ...] = (
     -- limit counts, now that directory hits are free and queued misses are paced.
     ALTER TABLE lookups ADD COLUMN live INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: the command menus set for operators, so one who is no longer an operator loses theirs.
+    """
+    CREATE TABLE operator_menus (
+        telegram_id INTEGER NOT NULL,
+        chat_id     INTEGER NOT NULL,
+        PRIMARY KEY (telegram_id, chat_id)
+    );
+    """,
 )
