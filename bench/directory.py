@@ -95,6 +95,15 @@ def old_users(count: int, first_id: int = 1_000_000) -> list[GetCourseUserRecord
     ]
 
 
+def salebot_knowing(people: int) -> SalebotStandIn:
+    """The Salebot stand-in with a client for each person (they reached the school's funnel bot
+    before the support bot), so every link is one successful write, as in production."""
+    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+    for n in range(people):
+        salebot.add_client(FIRST_USER + n)
+    return salebot
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -164,7 +173,7 @@ async def launch(strategy: str, people: int, scale: float, coalesce: float) -> d
     telegram = TelegramStandIn(token=TOKEN)
     getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY, export_latency=EXPORT_SECONDS / scale)
     getcourse.users = old_users(OLD_USERS)  # direct: add_user checks duplicates one by one
-    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+    salebot = salebot_knowing(people)
     for server in (telegram, getcourse, salebot):
         await server.start()
     try:
@@ -228,7 +237,7 @@ async def hits(people: int = 200) -> tuple[float, float]:
     telegram = TelegramStandIn(token=TOKEN)
     getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY)
     getcourse.users = old_users(OLD_USERS)
-    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+    salebot = salebot_knowing(people)
     for server in (telegram, getcourse, salebot):
         await server.start()
     latencies = []

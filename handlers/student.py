@@ -25,13 +25,15 @@ from services.errors import (
     LookupsThrottled,
     TooManyAttempts,
 )
-from services.linking import LinkService, LookupResult, Queued, result_of
+from services.linking import LinkOutcome, LinkService, LookupResult, Queued, result_of
 from services.lookup_queue import LookupQueue
 
 log = logging.getLogger(__name__)
 
 # How much of a wrong input is quoted back (escaped) so the person sees what was meant.
 QUOTE_LIMIT = 40
+# Seconds a lookup may take before the person is told it is being checked.
+CHECKING_NOTICE_AFTER = 0.5
 
 
 class LinkDialog(StatesGroup):
@@ -147,18 +149,17 @@ async def on_email(
         await message.answer(texts.render("same_email"))
         return
 
-    await message.answer(texts.render("checking", email=email))
     try:
-        async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
-            outcome = await link_service.link(telegram_id, message.chat.id, email)
-            if isinstance(outcome, Queued):
+        outcome = await _announced_lookup(message, bot, link_service, texts, email)
+        if isinstance(outcome, Queued):
+            async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
                 result = await _queued_answer(
                     message, outcome, lookup_queue, texts, queued_notice_after
                 )
-                if result is None:
-                    return  # the queue writes to the person when the answer comes
-            else:
-                result = result_of(outcome)
+            if result is None:
+                return  # the queue writes to the person when the answer comes
+        else:
+            result = result_of(outcome)
     except TooManyAttempts as refused:
         await message.answer(texts.render("too_many_attempts", minutes=_minutes(refused)))
         return
@@ -172,6 +173,24 @@ async def on_email(
     if result in DIALOG_ENDS:
         await state.clear()
     await message.answer(answer_text(texts, result, email))
+
+
+async def _announced_lookup(
+    message: Message, bot: Bot, link_service: LinkService, texts: Texts, email: str
+) -> LinkOutcome | Queued:
+    """The lookup of ``email``; "checking…" is said only when the answer is not there at once
+    (a directory hit takes milliseconds, and a notice right before the answer is noise)."""
+    assert message.from_user is not None
+    lookup = asyncio.ensure_future(link_service.link(message.from_user.id, message.chat.id, email))
+    try:
+        await asyncio.wait({lookup}, timeout=CHECKING_NOTICE_AFTER)
+        if lookup.done() and (lookup.exception() or not isinstance(lookup.result(), Queued)):
+            return lookup.result()  # the lookup's error, if it failed, is raised here
+        await message.answer(texts.render("checking", email=email))
+        async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
+            return await lookup
+    finally:
+        lookup.cancel()  # only does something when this handler itself is cancelled
 
 
 async def _queued_answer(

@@ -105,6 +105,7 @@ async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
         ivan = Person(standins.telegram, IVAN)
         ivan.says("ivan.petrov@example.com")
         await ivan.reply("Готово")
+        assert not [text for text in ivan.texts() if "Проверяю" in text]  # answered at once
         link = await app.services.links.current_link(IVAN)
         assert link is not None
         assert link.gc_user_id == "187654321"
