@@ -4,12 +4,11 @@ A full sync walks ``created_at`` windows from ``since`` to today, one export per
 single answer is huge. Registrations are uneven (quiet years, launch weeks), so each window is
 sized from the one before to hold about ``window_users`` users, at most twice as long as it and
 at most a year: a school's empty early years take one export a year, not one a season, and its
-busy months are split finely. An incremental sync starts at
-the latest registration day already in the directory. Each run and the window it is on live in
-``directory_syncs`` with the export ID of the window in progress, so a run killed mid-way resumes
-there and collects the export it already paid for. Every request goes through the shared export
-budget, and a run stops early (to resume later) rather than eat the reserve kept for people
-waiting on a live lookup.
+busy months are split finely. An incremental sync starts at the latest registration day already
+in the directory. Each run and the window it is on live in ``directory_syncs`` with the export ID
+of the window in progress, so a run killed mid-way resumes there and collects the export it
+already paid for. Every request goes through the shared export budget, and a run stops early (to
+resume later) rather than eat the reserve kept for people waiting on a live lookup.
 
 Once a full run has seen every window, it asks for the users of each ``BLOCKED_STATUSES`` with a
 ``status=`` export (a users export has no status column): those users get that status, and users
