@@ -44,6 +44,9 @@ Deliver = Callable[[QueuedLookup, LookupResult], Awaitable[bool]]
 MAX_RETRY_FACTOR = 10.0
 DELIVERY_RETRY = 60.0
 DELIVERY_GIVE_UP = 24 * 3600.0  # Telegram unreachable for a day: the answer is dropped
+# Answers written to Telegram at once: one export answers hundreds on a launch day, and one at a
+# time each waits a round trip; a few in flight stay within Telegram's ~30 messages a second.
+DELIVERIES_AT_ONCE = 4
 
 
 class LookupPace:
@@ -150,6 +153,7 @@ class LookupQueue:
             answers.update(await self._export(unknown))
         now = self._clock()
         retry: float | None = None
+        told: list[tuple[QueuedLookup, LookupResult]] = []
         for lookup in waiting:
             answer = answers[lookup.email]
             if isinstance(answer, GetCourseError):
@@ -157,7 +161,10 @@ class LookupQueue:
                 if delay is not None and lookup.queued_at + self._patience > now + delay:
                     retry = delay if retry is None else min(retry, delay)
                     continue  # stays queued for the next export
-            await self._conclude(lookup, answer, deliver)
+            result = await self._conclude(lookup, answer)
+            if result is not None:
+                told.append((lookup, result))
+        await self._deliver_all(told, deliver)
         if retry is not None:
             self._retry_at = now + retry
             log.info("queued lookups: next export attempt in %.0fs", retry)
@@ -187,22 +194,36 @@ class LookupQueue:
         return self._retry_after * factor
 
     async def _conclude(
-        self, lookup: QueuedLookup, answer: GetCourseUser | GetCourseError | None, deliver: Deliver
-    ) -> None:
+        self, lookup: QueuedLookup, answer: GetCourseUser | GetCourseError | None
+    ) -> LookupResult | None:
+        """Record the answer (so a restart still delivers it); the result when it is still to
+        be written to the person, ``None`` when their handler answers it or it is void."""
         result = await self._links.conclude(lookup, answer)
         if result is None:
-            return  # replaced by a newer email or cancelled meanwhile
+            return None  # replaced by a newer email or cancelled meanwhile
         waiter = self._claims.pop(lookup.lookup_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(result)  # its handler answers in the dialog
             await self._repository.remove(lookup.lookup_id)
-            return
-        await self._deliver(lookup, result, deliver)
+            return None
+        return result
 
     async def _deliver_due(self, deliver: Deliver) -> None:
-        for lookup in await self._repository.answered_due(self._clock()):
-            assert lookup.result is not None
-            await self._deliver(lookup, LookupResult(lookup.result), deliver)
+        due = await self._repository.answered_due(self._clock())
+        await self._deliver_all(
+            [(lookup, LookupResult(lookup.result)) for lookup in due if lookup.result], deliver
+        )
+
+    async def _deliver_all(
+        self, answers: list[tuple[QueuedLookup, LookupResult]], deliver: Deliver
+    ) -> None:
+        gate = asyncio.Semaphore(DELIVERIES_AT_ONCE)
+
+        async def one(lookup: QueuedLookup, result: LookupResult) -> None:
+            async with gate:
+                await self._deliver(lookup, result, deliver)
+
+        await asyncio.gather(*(one(lookup, result) for lookup, result in answers))
 
     async def _deliver(self, lookup: QueuedLookup, result: LookupResult, deliver: Deliver) -> None:
         try:
