@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -265,26 +265,20 @@ class GetCourseClient:
         self, export_id: int, deadline: float, started_at: float | None
     ) -> _ExportData | None:
         """Poll until ready; ``None`` when GetCourse says nothing matched."""
-        schedule = self._schedule
-        delay = self._first_poll_delay()
-        while True:
-            if time.monotonic() + delay > deadline:
-                raise GetCourseExportTimeout(
-                    f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
-                )
-            await self._sleep(delay)
-            polled_at = time.monotonic()
-            envelope = await self._call("poll", f"/pl/api/account/exports/{export_id}", {})
-            if envelope.success and isinstance(envelope.info, dict) and "items" in envelope.info:
-                self._built(started_at, polled_at)
-                try:
-                    return _ExportData.model_validate(envelope.info)
-                except ValidationError as error:
-                    raise GetCourseBadResponse("export rows of an unexpected shape") from error
-            if _judge_unready(envelope) == "empty":
-                self._built(started_at, polled_at)
-                return None
-            delay = min(delay * schedule.growth, schedule.max_interval)
+        async with contextlib.aclosing(self._poll_times(export_id, deadline)) as polls:
+            async for polled_at in polls:
+                envelope = await self._call("poll", f"/pl/api/account/exports/{export_id}", {})
+                info = envelope.info
+                if envelope.success and isinstance(info, dict) and "items" in info:
+                    self._built(started_at, polled_at)
+                    try:
+                        return _ExportData.model_validate(info)
+                    except ValidationError as error:
+                        raise GetCourseBadResponse("export rows of an unexpected shape") from error
+                if _judge_unready(envelope) == "empty":
+                    self._built(started_at, polled_at)
+                    return None
+        raise AssertionError("the poll schedule ends by raising")  # for the type checker
 
     async def _stream_export(
         self,
@@ -294,6 +288,32 @@ class GetCourseClient:
         batch_size: int,
         started_at: float | None,
     ) -> int:
+        async with contextlib.aclosing(self._poll_times(export_id, deadline)) as polls:
+            async for polled_at in polls:
+                await self._spend("poll")
+                try:
+                    async with self._http.stream(
+                        "GET",
+                        f"/pl/api/account/exports/{export_id}",
+                        params={"key": self._api_key},
+                        follow_redirects=False,
+                    ) as response:
+                        if response.status_code != 200:
+                            await response.aread()
+                            _check_status("poll", response)
+                        rows = await _stream_rows(response, sink, batch_size)
+                except httpx.TimeoutException as error:
+                    raise GetCourseUnavailable("poll: timed out") from error
+                except httpx.HTTPError as error:
+                    raise GetCourseUnavailable(f"poll: {type(error).__name__}") from error
+                if rows is not None:
+                    self._built(started_at, polled_at)
+                    return rows
+        raise AssertionError("the poll schedule ends by raising")  # for the type checker
+
+    async def _poll_times(self, export_id: int, deadline: float) -> AsyncGenerator[float, None]:
+        """Wait before each poll of an export (the first for a learned build time, then longer
+        and longer) and yield when to poll; past ``deadline`` the export is given up on."""
         schedule = self._schedule
         delay = self._first_poll_delay()
         while True:
@@ -302,26 +322,7 @@ class GetCourseClient:
                     f"export {export_id} not ready after {schedule.give_up_after:.0f}s"
                 )
             await self._sleep(delay)
-            await self._spend("poll")
-            polled_at = time.monotonic()
-            try:
-                async with self._http.stream(
-                    "GET",
-                    f"/pl/api/account/exports/{export_id}",
-                    params={"key": self._api_key},
-                    follow_redirects=False,
-                ) as response:
-                    if response.status_code != 200:
-                        await response.aread()
-                        _check_status("poll", response)
-                    rows = await _stream_rows(response, sink, batch_size)
-            except httpx.TimeoutException as error:
-                raise GetCourseUnavailable("poll: timed out") from error
-            except httpx.HTTPError as error:
-                raise GetCourseUnavailable(f"poll: {type(error).__name__}") from error
-            if rows is not None:
-                self._built(started_at, polled_at)
-                return rows
+            yield time.monotonic()
             delay = min(delay * schedule.growth, schedule.max_interval)
 
     def _first_poll_delay(self) -> float:
