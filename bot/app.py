@@ -250,7 +250,7 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         # One person's updates are handled one after another, everyone else's in parallel.
         events_isolation=SimpleEventIsolation(),
         settings=settings,
-        texts=Texts.load(settings.language),
+        texts=Texts.load(settings.bot_language),
         link_service=services.links,
         lookup_queue=services.lookups,
         queued_notice_after=settings.getcourse_queued_notice_seconds,
@@ -304,7 +304,7 @@ class App:
         dispatcher.update.outer_middleware(LogContextMiddleware())
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
         worker = asyncio.create_task(services.outbox.run(), name="outbox")
-        texts = Texts.load(settings.language)
+        texts = Texts.load(settings.bot_language)
         answers = functools.partial(
             deliver_answer, bot, dispatcher.storage, texts, services.reachability
         )
@@ -356,7 +356,7 @@ class App:
         the bot and in the operator chat (a scope per operator, so nobody else sees them).
         Menus set for someone no longer an operator (or for an operator chat no longer used)
         are taken back."""
-        texts = Texts.load(self.settings.language)
+        texts = Texts.load(self.settings.bot_language)
 
         def commands(names: tuple[str, ...]) -> list[BotCommand]:
             return [

@@ -202,7 +202,7 @@ async def run_sandbox() -> int:
             async with App.running(settings) as app:
                 polling = asyncio.create_task(app.run_polling(handle_signals=False))
                 await telegram.wait_for_poll()
-                checking = Texts.load(settings.language).render("checking", email="\0")
+                checking = Texts.load(settings.bot_language).render("checking", email="\0")
                 chat = TerminalChat(telegram, salebot, checking.split("\0")[0])
                 await chat_from_terminal(chat, getcourse)
                 await app.dispatcher.stop_polling()

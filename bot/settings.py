@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     getcourse_lookups_per_hour: int = Field(default=600, ge=1)
 
     database_path: Path = Path("data/bot.sqlite3")
-    language: Literal["ru", "en"] = "ru"
+    bot_language: Literal["ru", "en"] = "ru"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

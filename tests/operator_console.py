@@ -137,7 +137,7 @@ async def console_for(standins: StandIns, **settings: Any) -> AsyncIterator[Cons
     services = await create_services(config)
     bot = create_bot(config)
     dispatcher = create_dispatcher(config, services)
-    texts = Texts.load(config.language)
+    texts = Texts.load(config.bot_language)
     # Lookups the directory misses are answered by the queue's worker, as in the running bot.
     answers = functools.partial(
         deliver_answer, bot, dispatcher.storage, texts, services.reachability

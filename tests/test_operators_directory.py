@@ -226,7 +226,7 @@ async def test_a_budget_pause_is_shown_next_to_the_budget(standins: StandIns) ->
 
 async def test_the_directory_in_english(standins: StandIns) -> None:
     operator = Person(standins.telegram, OPERATOR_ID)
-    async with polling_bot(standins, standins.settings(language="en", **SYNC)) as app:
+    async with polling_bot(standins, standins.settings(bot_language="en", **SYNC)) as app:
         health_before = await ask(operator, "/health", "🩺")
         await app.services.sync.run(SyncKind.FULL)
         full_at = await finished_at(app, SyncKind.FULL)

@@ -605,7 +605,7 @@ async def test_export_is_refused_in_a_group_chat(console: Console) -> None:
 
 
 async def test_export_in_english_is_comma_separated(standins: StandIns) -> None:
-    async for console in console_for(standins, language="en"):
+    async for console in console_for(standins, bot_language="en"):
         await console.say("/export")
         document = console.last()
         assert document.document is not None

@@ -73,7 +73,7 @@ async def test_unexpected_failure_gets_polite_answer(routed: Routed) -> None:
 
 
 async def test_english_texts(standins: StandIns) -> None:
-    async for routed in routed_for(standins, language="en"):
+    async for routed in routed_for(standins, bot_language="en"):
         await routed.feed("/start")
         assert "the email you use to sign in to GetCourse" in routed.replies()[-1]
         await routed.feed("nobody@example.com")

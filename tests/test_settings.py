@@ -34,7 +34,7 @@ def test_defaults_and_normalisation() -> None:
     assert loaded.getcourse_url == "https://myschool.getcourse.ru"
     assert loaded.getcourse_export_budget == 60
     assert loaded.mode == "polling"
-    assert loaded.language == "ru"
+    assert loaded.bot_language == "ru"
     assert loaded.database_path == Path("data/bot.sqlite3")
     assert loaded.salebot_base_url == "https://chatter.salebot.pro"
 
@@ -52,6 +52,14 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = load_settings(_env_file=None)
     assert loaded.getcourse_export_budget == 40
     assert loaded.operator_chat_id is None
+
+
+def test_system_locale_variable_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    # LANGUAGE is gettext's locale list on many Linux desktops ("en_US:en"); it must not matter.
+    monkeypatch.setenv("LANGUAGE", "en_US:en")
+    assert settings().bot_language == "ru"
+    monkeypatch.setenv("BOT_LANGUAGE", "en")
+    assert settings().bot_language == "en"
 
 
 @pytest.mark.parametrize(
@@ -76,7 +84,7 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             },
             "WEBHOOK_SECRET is required when MODE=webhook",
         ),
-        ({"language": "de"}, "LANGUAGE: "),
+        ({"bot_language": "de"}, "BOT_LANGUAGE: "),
         ({"webhook_listen": "8080"}, "WEBHOOK_LISTEN: must be host:port"),
         ({"health_listen": "localhost:http"}, "HEALTH_LISTEN: must be host:port"),
         ({"shutdown_timeout": 0}, "SHUTDOWN_TIMEOUT: "),
