@@ -36,11 +36,13 @@ from handlers.notices import render_notices
 from handlers.operators import OPERATOR_COMMANDS
 from handlers.profiles import ProfileMiddleware
 from handlers.texts import Texts
+from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
 from services.coalescing import CoalescedExports
 from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
-from services.export_budget import ExportBudget
+from services.export_budget import ExportBudget, ImportBudget
 from services.getcourse import GetCourseClient, PollSchedule
+from services.getcourse_import import GetCourseImportClient
 from services.getcourse_tech import GetCourseTechClient
 from services.health import CallTracker
 from services.linking import ConflictPolicy, LinkService
@@ -85,6 +87,10 @@ class Services:
     notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
     profiles: ProfileBook
     operators: OperatorConsole
+    import_budget: ImportBudget  # the import API's own ledger (GetCourse field writes)
+    follow_ups: LinkFollowUps  # what a link change sets off: field writes, callbacks, events
+    bridge: BridgeWorker  # delivers GetCourse field writes and Salebot callbacks
+    events: GetCourseEvents  # /getcourse/events
 
     async def close(self) -> None:
         await self.getcourse_http.aclose()
@@ -152,6 +158,24 @@ async def create_services(settings: Settings) -> Services:
         calls=calls,
     )
     first_delay = settings.salebot_retry_first_delay
+    bridge_settings = BridgeSettings(
+        telegram_id_field=settings.getcourse_field_telegram_id,
+        salebot_id_field=settings.getcourse_field_salebot_id,
+        event_message=settings.salebot_event_message,
+        linked_message=settings.salebot_linked_message,
+        events_keep_days=settings.getcourse_events_keep_days,
+    )
+    import_budget = ImportBudget(database, settings.getcourse_import_budget)
+    bridge = BridgeWorker(
+        database,
+        salebot,
+        GetCourseImportClient(
+            getcourse_http, settings.getcourse_api_key.get_secret_value(), import_budget, calls
+        ),
+        bridge_settings,
+        retry=RetryPolicy(first_delay, settings.salebot_retry_max_delay),
+        notifier=notifier,
+    )
     outbox = OutboxWorker(
         database,
         salebot,
@@ -161,6 +185,16 @@ async def create_services(settings: Settings) -> Services:
             missing_client_for=settings.salebot_missing_client_days * 24 * 3600,
         ),
         notifier=notifier,
+        lanes=[bridge],
+    )
+    follow_ups = LinkFollowUps(bridge_settings)
+    secret = settings.getcourse_events_secret
+    events = GetCourseEvents(
+        database,
+        secret.get_secret_value() if secret else None,
+        bridge_settings,
+        on_stored=outbox.wake,
+        per_minute=settings.getcourse_events_per_minute,
     )
     links = LinkService(
         database,
@@ -176,6 +210,7 @@ async def create_services(settings: Settings) -> Services:
         ),
         conflict_policy=ConflictPolicy(settings.link_conflict),
         notifier=notifier,
+        follow_ups=follow_ups,
     )
     lookups = LookupQueue(
         QueuedLookupRepository(database),
@@ -199,6 +234,7 @@ async def create_services(settings: Settings) -> Services:
         on_enqueued=outbox.wake,
         deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
         keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
+        follow_ups=follow_ups,
     )
     return Services(
         database=database,
@@ -217,6 +253,10 @@ async def create_services(settings: Settings) -> Services:
         notifier=notifier,
         profiles=ProfileBook(database),
         operators=operators,
+        import_budget=import_budget,
+        follow_ups=follow_ups,
+        bridge=bridge,
+        events=events,
     )
 
 
@@ -301,6 +341,8 @@ class App:
         dispatcher = create_dispatcher(settings, services)
         metrics = Metrics()
         services.calls.subscribe(metrics.observe_call)
+        services.events.subscribe(metrics.observe_event)
+        services.bridge.subscribe(metrics.observe_event)
         dispatcher.update.outer_middleware(LogContextMiddleware())
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
         worker = asyncio.create_task(services.outbox.run(), name="outbox")

@@ -1,5 +1,5 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` on an aiohttp application: the webhook server's, or
-in polling mode a small one of their own on ``HEALTH_LISTEN``."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` on a small server of their own on ``HEALTH_LISTEN``
+(in both run modes), apart from the public endpoints a reverse proxy forwards."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def add_health_routes(web_app: web.Application, app: App) -> None:
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         services = app.services
-        await app.metrics.refresh(services.database, services.budget)
+        await app.metrics.refresh(services.database, services.budget, services.import_budget)
         return await scrape(request)
 
     web_app.router.add_get("/healthz", healthz)
@@ -80,7 +80,7 @@ def _iso(timestamp: float | None) -> str | None:
 
 
 class HealthServer:
-    """Polling mode's own little server for the health routes."""
+    """The health routes' own little server."""
 
     def __init__(self, app: App, listen: str) -> None:
         web_app = web.Application()

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.directory_sync import SyncKind
-from services.export_budget import ExportBudget
+from services.export_budget import ExportBudget, ImportBudget
 from services.health import CallOutcome
+from services.storage.bridge import EventRepository
 from services.storage.database import Database
 from services.storage.directory import DirectoryRepository
 from services.storage.links import LinkRepository
@@ -89,13 +90,39 @@ class Metrics:
             registry=registry,
         )
 
+        self.getcourse_events = Counter(
+            "bot_getcourse_events",
+            "GetCourse events by what became of them: queued (for a linked person), waiting "
+            "(nobody linked yet), duplicate (an event_id seen before), refused (secret, "
+            "malformed, too large, too many), delivered (the Salebot callback landed)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.getcourse_events_waiting = Gauge(
+            "bot_getcourse_events_waiting",
+            "GetCourse events not delivered yet: waiting for a link or for their callback",
+            registry=registry,
+        )
+        self.getcourse_import_used = Gauge(
+            "bot_getcourse_import_requests",
+            "GetCourse import-API requests (field writes) spent in the rolling 2-hour window",
+            registry=registry,
+        )
+
+    def observe_event(self, outcome: str) -> None:
+        self.getcourse_events.labels(outcome).inc()
+
     def observe_call(self, outcome: CallOutcome) -> None:
         label = outcome.cause or "ok"
         self.external_calls.labels(outcome.service, outcome.operation, label).inc()
         self.external_call_seconds.labels(outcome.service).observe(outcome.seconds)
 
-    async def refresh(self, database: Database, budget: ExportBudget) -> None:
+    async def refresh(
+        self, database: Database, budget: ExportBudget, import_budget: ImportBudget
+    ) -> None:
         """Read the gauges that live in the database."""
+        self.getcourse_events_waiting.set(await EventRepository(database).waiting_count())
+        self.getcourse_import_used.set(await import_budget.used())
         outbox = OutboxRepository(database)
         self.links.set(await LinkRepository(database).count())
         self.outbox_pending.set(await outbox.pending_count())

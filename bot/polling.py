@@ -1,4 +1,5 @@
-"""Long-polling mode: aiogram's polling, plus the health server on ``HEALTH_LISTEN`` when set."""
+"""Long-polling mode: aiogram's polling, the health server on ``HEALTH_LISTEN``, and the public
+server on ``HTTP_LISTEN`` while ``/getcourse/events`` is on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 from bot.app import App
 from bot.draining import finish_tasks
 from bot.health import HealthServer
+from bot.public_http import PublicServer
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +18,14 @@ log = logging.getLogger(__name__)
 class PollingRunner:
     def __init__(self, app: App) -> None:
         self._app = app
-        self._health = (
-            HealthServer(app, app.settings.health_listen) if app.settings.health_listen else None
-        )
+        self._health = HealthServer(app, app.settings.health_listen)
+        self._public = PublicServer(app) if app.services.events.enabled else None
         self._polling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self._health is not None:
-            await self._health.start()
+        await self._health.start()
+        if self._public is not None:
+            await self._public.start()
         # Signals are ours (see bot.serve): aiogram's handler would stop polling only.
         self._polling = asyncio.create_task(
             self._app.run_polling(handle_signals=False), name="polling"
@@ -48,6 +50,7 @@ class PollingRunner:
                 await self._polling
         # aiogram runs each update as a task of its own and does not wait for them on stop.
         await finish_tasks(app.dispatcher._handle_update_tasks, deadline, "update handlers")
-        if self._health is not None:
-            await self._health.stop()
+        if self._public is not None:
+            await self._public.stop()
+        await self._health.stop()
         log.info("polling stopped")

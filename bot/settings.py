@@ -11,13 +11,32 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,64}$")
+# Pasted into the GetCourse process's URL, so URL-safe; long enough not to be guessed.
+EVENTS_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+# Settings where an empty value means "off" rather than "use the default".
+EMPTY_MEANS_OFF = frozenset({"getcourse_field_telegram_id", "getcourse_field_salebot_id"})
 
 
 class SettingsError(Exception):
@@ -38,9 +57,12 @@ class Settings(BaseSettings):
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    webhook_listen: str = "0.0.0.0:8080"
+    # The public server (webhook, /getcourse/events); WEBHOOK_LISTEN is its older name.
+    http_listen: str = Field(
+        default="0.0.0.0:8080", validation_alias=AliasChoices("http_listen", "webhook_listen")
+    )
     webhook_drop_pending_updates: bool = False
-    health_listen: str | None = None
+    health_listen: str = "127.0.0.1:8081"
     shutdown_timeout: float = Field(default=8.0, gt=0)
     operator_ids: Annotated[frozenset[int], NoDecode]
     operator_chat_id: int | None = None
@@ -65,6 +87,12 @@ class Settings(BaseSettings):
     getcourse_sync_reserve: int = Field(default=20, ge=0)
     getcourse_full_sync_hours: float = Field(default=24.0, ge=0)
     getcourse_incremental_sync_minutes: float = Field(default=30.0, ge=0)
+    getcourse_field_telegram_id: str = "telegram_id"
+    getcourse_field_salebot_id: str = "sb_id"
+    getcourse_import_budget: int = Field(default=60, ge=1)
+    getcourse_events_secret: SecretStr | None = None
+    getcourse_events_keep_days: float = Field(default=30.0, gt=0)
+    getcourse_events_per_minute: int = Field(default=600, ge=1)
 
     salebot_api_key: SecretStr
     salebot_base_url: str = "https://chatter.salebot.pro"
@@ -74,6 +102,8 @@ class Settings(BaseSettings):
     salebot_missing_client_max_delay: float = Field(default=6 * 3600.0, gt=0)
     salebot_missing_client_days: float = Field(default=14.0, gt=0)
     salebot_keep_variables_on_unlink: bool = False
+    salebot_event_message: str = "gc_{event}"
+    salebot_linked_message: str = ""
 
     link_conflict: Literal["refuse", "replace"] = "refuse"
     link_attempts_per_hour: int = Field(default=5, ge=1)
@@ -83,6 +113,34 @@ class Settings(BaseSettings):
     bot_language: Literal["ru", "en"] = "ru"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Empty values are ignored (an empty line in .env means "the default"), except where
+        # empty means "off": those are read again with empties kept, below the usual sources.
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        env_with_empties = EnvSettingsSource(settings_cls, env_ignore_empty=False)
+        dotenv_with_empties = DotEnvSettingsSource(
+            settings_cls,
+            env_file=dotenv_settings.env_file,
+            env_file_encoding=dotenv_settings.env_file_encoding,
+            env_ignore_empty=False,
+        )
+        return (
+            init_settings,
+            env_settings,
+            _EmptyMeansOff(settings_cls, env_with_empties),
+            dotenv_settings,
+            _EmptyMeansOff(settings_cls, dotenv_with_empties),
+            file_secret_settings,
+        )
 
     @field_validator("bot_token")
     @classmethod
@@ -149,13 +207,26 @@ class Settings(BaseSettings):
             raise ValueError("must be the Telegram bot username, such as school_funnel_bot")
         return username
 
-    @field_validator("webhook_listen", "health_listen")
+    @field_validator("http_listen", "health_listen")
     @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _host_port(cls, value: str) -> str:
         split_host_port(value)
         return value.strip()
+
+    @field_validator("getcourse_field_telegram_id", "getcourse_field_salebot_id")
+    @classmethod
+    def _field_title(cls, value: str) -> str:
+        # GetCourse matches an additional field by its exact title: only outer spaces go.
+        return value.strip()
+
+    @field_validator("getcourse_events_secret")
+    @classmethod
+    def _events_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        if not EVENTS_SECRET_PATTERN.match(value.get_secret_value().strip()):
+            raise ValueError("must be 16-256 characters of A-Z a-z 0-9 _ -")
+        return SecretStr(value.get_secret_value().strip())
 
     @model_validator(mode="after")
     def _combinations(self) -> Settings:
@@ -192,7 +263,23 @@ class Settings(BaseSettings):
             values.append(self.webhook_secret)
         if self.getcourse_tech_api_key:
             values.append(self.getcourse_tech_api_key)
+        if self.getcourse_events_secret:
+            values.append(self.getcourse_events_secret)
         return [value.get_secret_value() for value in values]
+
+
+class _EmptyMeansOff(PydanticBaseSettingsSource):
+    """Only the EMPTY_MEANS_OFF settings of another source, empty values included."""
+
+    def __init__(self, settings_cls: type[BaseSettings], source: EnvSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in self._source().items() if name in EMPTY_MEANS_OFF}
 
 
 def load_settings(**overrides: Any) -> Settings:

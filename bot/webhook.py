@@ -1,5 +1,6 @@
-"""Webhook mode: aiogram's aiohttp request handler on ``WEBHOOK_LISTEN``, at the path of
-``WEBHOOK_URL``, next to the health routes.
+"""Webhook mode: aiogram's aiohttp request handler on the public server (``HTTP_LISTEN``), at
+the path of ``WEBHOOK_URL``, next to ``/getcourse/events`` when that is on; the health routes
+are on their own server (``HEALTH_LISTEN``).
 
 Telegram gets its 200 as soon as an update is read and the update is handled in the background
 (a link can wait minutes for GetCourse; Telegram would resend after 60 s), so updates arriving
@@ -17,8 +18,8 @@ from aiohttp import web
 
 from bot.app import App
 from bot.draining import finish_tasks
-from bot.health import add_health_routes
-from bot.settings import split_host_port
+from bot.health import HealthServer
+from bot.public_http import PublicServer
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,15 @@ class WebhookRunner:
         # the dispatcher's shutdown hooks run.
         self._handler.register(web_app, path=urlsplit(self._url).path or "/")
         setup_application(web_app, app.dispatcher, bot=app.bot)
-        add_health_routes(web_app, app)
-        self._runner = web.AppRunner(web_app, access_log=None)
+        self._public = PublicServer(app, web_app)
+        self._runner = self._public.runner
+        self._health = HealthServer(app, settings.health_listen)
 
     async def start(self) -> None:
         """Listen first, then tell Telegram where to post."""
         app = self._app
-        host, port = split_host_port(app.settings.webhook_listen)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        await self._health.start()
+        await self._public.start()
         await app.publish_commands()
         allowed = app.dispatcher.resolve_used_update_types()
         await app.bot.set_webhook(
@@ -75,7 +76,7 @@ class WebhookRunner:
             "webhook for @%s on %s, listening on %s (updates: %s)",
             me.username,
             self._url,
-            app.settings.webhook_listen,
+            app.settings.http_listen,
             ", ".join(allowed),
         )
 
@@ -89,10 +90,10 @@ class WebhookRunner:
         The webhook stays set: Telegram keeps the updates that arrive meanwhile and delivers
         them to the next start."""
         self._app.begin_stop()
-        if self._runner.server is None:
-            return  # stopped before it listened
-        # Sites close, the open connections finish their request, on_shutdown drains.
-        await self._runner.cleanup()
-        # An update whose request was still being read when the drain began.
-        await self._handler.drain()
-        log.info("webhook server stopped")
+        if self._runner.server is not None:
+            # Sites close, the open connections finish their request, on_shutdown drains.
+            await self._runner.cleanup()
+            # An update whose request was still being read when the drain began.
+            await self._handler.drain()
+            log.info("webhook server stopped")
+        await self._health.stop()

@@ -71,6 +71,16 @@ class GetCourseConfigError(GetCourseError):
     """The school's setup is wrong (key, domain, plan): retrying will not help until it is fixed."""
 
 
+class GetCourseFieldRejected(GetCourseConfigError):
+    """An import that writes additional fields answered ``result.error`` (most likely a field
+    the school has not created): retrying will not help until the school creates it."""
+
+
+class GetCourseUserMismatch(GetCourseError):
+    """The import answered for another GetCourse user than the link's: the email now belongs
+    to someone else (or GetCourse created a user); the field write is not repeated."""
+
+
 # --- Salebot ---------------------------------------------------------------------------------
 
 
@@ -96,6 +106,11 @@ class SalebotClientNotFound(SalebotError):
 
 class SalebotRejected(SalebotError):
     """Salebot refused the request (bad key, missing scope, invalid variables)."""
+
+
+class SalebotCallbackUncertain(SalebotError):
+    """A ``callback`` that may have landed (timed out or cut off after it was sent, HTTP 5xx):
+    callbacks are not idempotent, so it is not sent again."""
 
 
 # --- Running -----------------------------------------------------------------------------------

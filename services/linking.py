@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from services.bridge import LinkFollowUps
 from services.directory import MISS, DirectAnswer
 from services.email import mask_email, normalize_email
 from services.errors import GetCourseError
@@ -106,8 +107,10 @@ class LinkService:
         conflict_policy: ConflictPolicy = ConflictPolicy.REFUSE,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        follow_ups: LinkFollowUps | None = None,
     ) -> None:
         self._database = database
+        self._follow_ups = follow_ups
         self._links = LinkRepository(database)
         self._directory = directory
         self._on_enqueued = on_enqueued
@@ -215,6 +218,10 @@ class LinkService:
                     await OutboxRepository.enqueue(
                         tx, holder.telegram_id, cleared_salebot_variables(), now
                     )
+                    if self._follow_ups is not None:
+                        await self._follow_ups.link_changed(
+                            tx, holder.telegram_id, holder, None, now
+                        )
                     await LinkEventRepository.record(
                         tx, LinkEventKind.UNLINKED, holder.telegram_id, now
                     )
@@ -230,6 +237,8 @@ class LinkService:
                 )
                 await LinkRepository.upsert(tx, link)
                 await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
+                if self._follow_ups is not None:
+                    await self._follow_ups.link_changed(tx, telegram_id, previous, link, now)
                 kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
                 await LinkEventRepository.record(tx, kind, telegram_id, now)
             if queued is not None:

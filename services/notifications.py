@@ -28,6 +28,9 @@ class OperatorEvent(StrEnum):
     SALEBOT_KEY_REJECTED = "salebot_key_rejected"  # Salebot refused the key or its scope
     LINKED_USER_GONE = "linked_user_gone"  # a full sync no longer finds a linked GetCourse user
     LINKED_USER_BLOCKED = "linked_user_blocked"  # a linked GetCourse user is banned/deactivated
+    GETCOURSE_FIELD_MISSING = "getcourse_field_missing"  # the import refused our field names
+    GETCOURSE_FIELD_WRITE_FAILED = "getcourse_field_write_failed"  # a field write given up
+    CALLBACK_FAILED = "callback_failed"  # a Salebot callback refused or perhaps not delivered
 
 
 @dataclass(frozen=True)

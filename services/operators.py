@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from services.bridge import LinkFollowUps
 from services.charts import DayCount, links_per_day_png
 from services.directory import UserDirectory
 from services.directory_sync import DirectorySync, SyncKind
@@ -202,8 +203,10 @@ class OperatorConsole:
         *,
         keep_variables_on_unlink: bool = False,
         clock: Callable[[], float] = time.time,
+        follow_ups: LinkFollowUps | None = None,
     ) -> None:
         self._database = database
+        self._follow_ups = follow_ups
         self._directory = directory
         self._sync = sync
         self._budget = budget
@@ -301,6 +304,8 @@ class OperatorConsole:
             )
             await LinkRepository.upsert(tx, link)
             await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
+            if self._follow_ups is not None:
+                await self._follow_ups.link_changed(tx, telegram_id, previous, link, now)
             kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
             await LinkEventRepository.record(tx, kind, telegram_id, now, operator_id)
             await AuditRepository.record(
@@ -336,6 +341,8 @@ class OperatorConsole:
             if clear:
                 blank = dict.fromkeys(salebot_variables(link), "")
                 await OutboxRepository.enqueue(tx, telegram_id, blank, now)
+            if self._follow_ups is not None:
+                await self._follow_ups.link_changed(tx, telegram_id, link, None, now)
             await LinkEventRepository.record(
                 tx, LinkEventKind.UNLINKED, telegram_id, now, operator_id
             )
@@ -348,8 +355,7 @@ class OperatorConsole:
                 before=_snapshot(link),
                 after={"salebot_variables": "cleared" if clear else "kept"},
             )
-        if clear:
-            self._on_enqueued()
+        self._on_enqueued()
         log.info(
             "operator %s unlinked telegram %s (%s); salebot variables %s",
             operator_id,

@@ -10,9 +10,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from services.errors import (
     SalebotBadResponse,
@@ -84,6 +85,15 @@ class DeliverySchedule:
     missing_client_for: float = 14 * 24 * 3600.0
 
 
+class DeliveryLane(Protocol):
+    """Writes of another kind that the worker delivers right after the Salebot writes (so a
+    follow-up waiting for a link's variables goes in the same pass)."""
+
+    async def deliver_due(self) -> int: ...
+
+    async def next_due_at(self) -> float | None: ...
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -94,6 +104,7 @@ class OutboxWorker:
         batch_size: int = 50,
         idle_check: float = 60.0,
         notifier: Notifier | None = None,
+        lanes: Sequence[DeliveryLane] = (),
     ) -> None:
         self._database = database
         self._outbox = OutboxRepository(database)
@@ -103,6 +114,7 @@ class OutboxWorker:
         self._clock = clock
         self._batch_size = batch_size
         self._idle_check = idle_check
+        self._lanes = tuple(lanes)
         self._wakeup = asyncio.Event()
         self._stopping = False
 
@@ -128,7 +140,7 @@ class OutboxWorker:
                 continue
             if self._stopping:
                 break
-            next_due = await self._outbox.next_due_at()
+            next_due = await self._next_due_at()
             timeout = self._idle_check
             if next_due is not None:
                 timeout = min(max(next_due - self._clock(), 0.0), self._idle_check)
@@ -151,7 +163,15 @@ class OutboxWorker:
                 if self._stopping:
                     break
                 delivered += await self._deliver(item)
+        for lane in self._lanes:
+            if not self._stopping:
+                delivered += await lane.deliver_due()
         return delivered
+
+    async def _next_due_at(self) -> float | None:
+        times = [await self._outbox.next_due_at()]
+        times += [await lane.next_due_at() for lane in self._lanes]
+        return min((value for value in times if value is not None), default=None)
 
     async def _deliver(self, item: OutboxItem) -> int:
         try:

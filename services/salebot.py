@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from services.errors import (
     SalebotBadResponse,
+    SalebotCallbackUncertain,
     SalebotClientNotFound,
     SalebotRejected,
     SalebotUnavailable,
@@ -87,6 +88,37 @@ class SalebotClient:
 
     async def save_variables(self, client_id: int, variables: dict[str, str]) -> None:
         await self._call("save_variables", json={"client_id": client_id, "variables": variables})
+
+    async def callback(self, client_id: int, message: str) -> None:
+        """Start the funnel block whose trigger is ``message`` (reference §5). Not idempotent:
+        only a failure that surely did not reach Salebot (no connection, HTTP 429, a refusal)
+        is raised as retryable; anything that may have landed is ``SalebotCallbackUncertain``."""
+        action = "callback"
+        with self._calls.track(SALEBOT, action):
+            try:
+                response = await self._http.post(
+                    f"/api/{self._api_key}/{action}",
+                    json={"client_id": client_id, "message": message},
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                raise SalebotUnavailable(f"{action}: {type(error).__name__}") from error
+            except httpx.HTTPError as error:
+                raise SalebotCallbackUncertain(
+                    f"{action}: {type(error).__name__} after sending"
+                ) from error
+            status = response.status_code
+            if status == 429:
+                raise SalebotUnavailable(f"{action}: HTTP 429", status)
+            if status >= 500:
+                raise SalebotCallbackUncertain(f"{action}: HTTP {status}", status)
+            try:
+                body = response.json()
+            except ValueError:
+                body = None  # the answer is undocumented: a 2xx without JSON has landed
+            if isinstance(body, dict) and "status" in body:
+                _check_status(action, status, body)
+            if not 200 <= status < 300:
+                raise SalebotRejected(f"{action}: HTTP {status}", status)
 
     async def get_variables(self, client_id: int) -> dict[str, str]:
         # A project may keep its own variable called "status", so only an answer that holds

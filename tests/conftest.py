@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ GETCOURSE_KEY = "gc-test-key-1234567890"
 SALEBOT_KEY = "sb-test-key-0987654321"
 FUNNEL_BOT = "school_funnel_bot"
 OPERATOR_ID = 900000001
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +81,8 @@ class StandIns:
             "getcourse_queued_notice_seconds": 0,
             # Pacing would hold a test's second export for minutes; its own tests switch it on.
             "getcourse_pace_lookups": False,
+            # Tests run side by side: never the fixed default port.
+            "health_listen": f"127.0.0.1:{free_port()}",
         }
         values.update(overrides)
         return load_settings(_env_file=None, **values)

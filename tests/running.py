@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,17 +19,18 @@ from bot.polling import PollingRunner
 from bot.serve import Runner
 from bot.settings import Settings
 from bot.webhook import WebhookRunner
-from tests.conftest import FUNNEL_BOT, GETCOURSE_KEY, OPERATOR_ID, SALEBOT_KEY, TOKEN, StandIns
+from tests.conftest import (
+    FUNNEL_BOT,
+    GETCOURSE_KEY,
+    OPERATOR_ID,
+    SALEBOT_KEY,
+    TOKEN,
+    StandIns,
+    free_port,
+)
 
 WEBHOOK_SECRET = "hook-secret_0123456789"
 SECRETS = (TOKEN, TOKEN.partition(":")[2], GETCOURSE_KEY, SALEBOT_KEY, WEBHOOK_SECRET)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def webhook_settings(standins: StandIns, **overrides: Any) -> Settings:
@@ -86,6 +86,7 @@ def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
         "GETCOURSE_COALESCE_SECONDS": "0",
         "GETCOURSE_QUEUED_NOTICE_SECONDS": "0",
         "GETCOURSE_PACE_LOOKUPS": "false",
+        "HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
         **settings,
     }
     inherited = {

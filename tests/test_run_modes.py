@@ -54,9 +54,10 @@ async def test_webhook_mode_links_end_to_end(standins: StandIns) -> None:
 
         deliveries = standins.telegram.webhook_deliveries
         assert [d.status for d in deliveries] == [200, 200]
-        # Health and metrics live on the webhook server too.
-        assert (await get(settings.webhook_listen, "/healthz")).status_code == 200
-        scraped = (await get(settings.webhook_listen, "/metrics")).text
+        # Health and metrics live on their own server, never on the public one.
+        assert (await get(settings.http_listen, "/healthz")).status_code == 404
+        assert (await get(settings.health_listen, "/healthz")).status_code == 200
+        scraped = (await get(settings.health_listen, "/metrics")).text
         assert metric(scraped, "bot_updates_total", type="message", outcome="handled") == 2
     assert standins.telegram.webhook is not None  # kept: Telegram queues while we restart
 

@@ -86,6 +86,7 @@ def test_system_locale_variable_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> 
         ),
         ({"bot_language": "de"}, "BOT_LANGUAGE: "),
         ({"webhook_listen": "8080"}, "WEBHOOK_LISTEN: must be host:port"),
+        ({"http_listen": "8080"}, "HTTP_LISTEN: must be host:port"),
         ({"health_listen": "localhost:http"}, "HEALTH_LISTEN: must be host:port"),
         ({"shutdown_timeout": 0}, "SHUTDOWN_TIMEOUT: "),
         ({"webhook_drop_pending_updates": "sometimes"}, "WEBHOOK_DROP_PENDING_UPDATES: "),

@@ -219,4 +219,78 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (telegram_id, chat_id)
     );
     """,
+    # 8: both directions (issue 13). GetCourse field writes (the Telegram and Salebot IDs put
+    # into the GetCourse user's additional fields, or blanked), GetCourse events from process
+    # "call URL" operations, the Salebot callbacks they and new links cause, the import-API
+    # request ledger (its own limits, never the export budget), and configuration problems
+    # already told to the operators (told once).
+    """
+    CREATE TABLE getcourse_field_writes (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        telegram_id     INTEGER NOT NULL,
+        email           TEXT    NOT NULL,
+        gc_user_id      TEXT    NOT NULL,
+        blank           INTEGER NOT NULL,
+        fields          TEXT    NOT NULL DEFAULT '{}',
+        state           TEXT    NOT NULL
+                        CHECK (state IN ('pending', 'delivered', 'superseded', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL    NOT NULL,
+        cause           TEXT,
+        last_error      TEXT,
+        created_at      REAL    NOT NULL,
+        updated_at      REAL    NOT NULL
+    );
+    CREATE INDEX getcourse_field_writes_due ON getcourse_field_writes (state, next_attempt_at);
+    CREATE INDEX getcourse_field_writes_person ON getcourse_field_writes (telegram_id);
+
+    CREATE TABLE getcourse_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        event       TEXT    NOT NULL,
+        event_id    TEXT    UNIQUE,
+        gc_user_id  TEXT    NOT NULL DEFAULT '',
+        email       TEXT    NOT NULL DEFAULT '',
+        variables   TEXT    NOT NULL DEFAULT '{}',
+        received_at REAL    NOT NULL,
+        telegram_id INTEGER,
+        state       TEXT    NOT NULL
+                    CHECK (state IN ('waiting_link', 'queued', 'expired'))
+    );
+    CREATE INDEX getcourse_events_waiting ON getcourse_events (state, received_at);
+    CREATE INDEX getcourse_events_person ON getcourse_events (telegram_id);
+    CREATE INDEX getcourse_events_gc_user_id ON getcourse_events (gc_user_id);
+    CREATE INDEX getcourse_events_email ON getcourse_events (email);
+
+    CREATE TABLE salebot_callbacks (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        telegram_id     INTEGER NOT NULL,
+        event_row       INTEGER REFERENCES getcourse_events (id) ON DELETE CASCADE,
+        message         TEXT    NOT NULL,
+        variables       TEXT    NOT NULL DEFAULT '{}',
+        variables_saved INTEGER NOT NULL DEFAULT 0,
+        state           TEXT    NOT NULL CHECK (state IN
+                        ('pending', 'sending', 'delivered', 'uncertain', 'failed', 'superseded')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL    NOT NULL,
+        cause           TEXT,
+        last_error      TEXT,
+        created_at      REAL    NOT NULL,
+        updated_at      REAL    NOT NULL
+    );
+    CREATE INDEX salebot_callbacks_due ON salebot_callbacks (state, next_attempt_at);
+    CREATE INDEX salebot_callbacks_person ON salebot_callbacks (telegram_id);
+    CREATE INDEX salebot_callbacks_event ON salebot_callbacks (event_row);
+
+    CREATE TABLE getcourse_import_requests (
+        id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        at   REAL NOT NULL,
+        kind TEXT NOT NULL
+    );
+    CREATE INDEX getcourse_import_requests_at ON getcourse_import_requests (at);
+
+    CREATE TABLE told_operators (
+        key TEXT PRIMARY KEY,
+        at  REAL NOT NULL
+    );
+    """,
 )
