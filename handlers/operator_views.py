@@ -24,6 +24,7 @@ from services.operators import (
     Unlinked,
 )
 from services.storage.audit import AuditEntry
+from services.storage.bridge import FieldWrite, GetCourseEvent
 from services.storage.deliveries import Delivery
 from services.storage.directory import DoneRun, SyncRun
 from services.storage.link_events import LinkEvent
@@ -76,7 +77,46 @@ def card(texts: Texts, person: PersonCard, *, private: bool) -> str:
         lines.append(texts.render("card_no_writes"))
     else:
         lines.append(delivery(texts, person.delivery))
+    if person.field_write is None:
+        lines.append(texts.render("card_no_field_writes"))
+    else:
+        lines.append(field_write(texts, person.field_write))
+    if person.events:
+        lines.append(texts.render("card_events_header"))
+        lines += [_gc_event(texts, event) for event in person.events]
     return "\n".join(lines)
+
+
+def field_write(texts: Texts, write: FieldWrite) -> str:
+    """One GetCourse field write: setting or blanking the IDs, and where it stands."""
+    what = texts.render("field_write_clear" if write.blank else "field_write_set")
+    values: dict[str, object] = {
+        "at": moment(write.updated_at),
+        "attempts": write.attempts,
+        "created_at": moment(write.created_at),
+        "next_at": moment(datetime.fromtimestamp(write.next_attempt_at, UTC)),
+        "error": _short(write.last_error or "", ERROR_LIMIT),
+        "cause": bridge_cause(texts, write.cause),
+    }
+    state = write.state
+    if state == "pending" and write.cause is not None and write.attempts:
+        state = "retrying"
+    return f"{what} {texts.render(f'field_write_{state}', **values)}"
+
+
+def bridge_cause(texts: Texts, name: str | None) -> str:
+    key = f"bridge_cause_{name or 'none'}"
+    return texts.render(key) if key in texts else str(name)
+
+
+def _gc_event(texts: Texts, event: GetCourseEvent) -> str:
+    stage = event.state if event.state != "queued" else event.delivery or "pending"
+    return texts.render(
+        "card_event_line",
+        at=moment(event.received_at),
+        event=event.event,
+        state=texts.render(f"event_state_{stage}"),
+    )
 
 
 def _status_line(texts: Texts, status: str) -> str:
@@ -201,7 +241,7 @@ def _event(texts: Texts, event: LinkEvent) -> str:
 
 
 def queue(texts: Texts, report: QueueReport) -> str:
-    if not report.total:
+    if not report.total and not report.follow_ups:
         return texts.render("queue_empty")
     lines = [texts.render("queue_title", total=report.total)]
     for state in ("pending", "failed"):
@@ -215,6 +255,25 @@ def queue(texts: Texts, report: QueueReport) -> str:
                 texts.render("queue_cause_line", cause=cause(texts, name), count=count)
                 for count, name in counts
             ]
+    if report.field_writes:
+        lines.append(
+            texts.render(
+                "queue_field_writes",
+                pending=_in_state(report.field_writes, "pending"),
+                failed=_in_state(report.field_writes, "failed"),
+            )
+        )
+    if report.callbacks:
+        lines.append(
+            texts.render(
+                "queue_callbacks",
+                pending=_in_state(report.callbacks, "pending"),
+                failed=_in_state(report.callbacks, "failed"),
+                uncertain=_in_state(report.callbacks, "uncertain"),
+            )
+        )
+    if not report.oldest:
+        return "\n".join(lines)
     lines.append(texts.render("queue_oldest_header"))
     now = datetime.now(UTC)
     for write in report.oldest:
@@ -228,6 +287,21 @@ def queue(texts: Texts, report: QueueReport) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _in_state(waiting: dict[tuple[str, str | None], int], state: str) -> int:
+    return sum(count for (kind, _), count in waiting.items() if kind == state)
+
+
+def _event_stats(texts: Texts, counts: dict[tuple[str, str], int]) -> list[str]:
+    if not counts:
+        return []
+    stages = ("delivered", "waiting", "waiting_link", "failed", "uncertain", "expired")
+    lines = [texts.render("stats_events_title")]
+    for event in sorted({name for name, _ in counts}):
+        figures = {stage: counts.get((event, stage), 0) for stage in stages}
+        lines.append(texts.render("stats_event_line", event=event, **figures))
+    return lines
 
 
 def stats(texts: Texts, figures: Stats) -> str:
@@ -260,6 +334,7 @@ def stats(texts: Texts, figures: Stats) -> str:
                 limit=figures.budget_limit,
             ),
             texts.render("stats_directory", users=figures.directory_users),
+            *_event_stats(texts, figures.events),
         ]
     )
 

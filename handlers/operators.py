@@ -359,7 +359,7 @@ async def on_sync(
 
 async def on_queue(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
     report = await operator_console.queue()
-    markup = retry_keyboard(texts) if report.total else None
+    markup = retry_keyboard(texts) if report.total or report.follow_ups else None
     await message.answer(views.queue(texts, report), reply_markup=markup)
 
 

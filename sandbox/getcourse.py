@@ -30,6 +30,10 @@ is followed by the normal answer, so such a request is counted; a fault with a r
 
 Imports: a new e-mail creates an ``in_base`` user (``user_status: "added"``); a known one answers
 ``"updated"`` with ``system.refresh_if_exists`` and ``"active"`` (nothing changed) without it.
+An ``addfields`` title the account does not have is silently dropped, or, with
+``unknown_field_answer = "error"``, refused in ``result.error_message`` (§9: either may be
+true). ``import_enabled = False`` answers HTTP 200 with an empty body and writes nothing (a plan
+without the import API); HTTP 500 and the like come from ``faults`` on ``import``.
 
 Seed file (``sandbox/data/getcourse_users.json``)::
 
@@ -70,6 +74,7 @@ from sandbox.server import Fault, FaultPlan, LoopbackServer
 
 UserStatus = Literal["active", "in_base", "deactivated", "banned", "invited"]
 EmptyResultStyle = Literal["items", "error"]
+UnknownFieldAnswer = Literal["drop", "error"]
 Payload = dict[str, Any]
 
 # The order GetCourse itself lists them in its 914 message.
@@ -279,6 +284,8 @@ class GetCourseStandIn(LoopbackServer):
         self.empty_result_style: EmptyResultStyle = "items"
         self.email_filter_ignored = False
         self.wrong_subdomain = False
+        self.unknown_field_answer: UnknownFieldAnswer = "drop"
+        self.import_enabled = True
         self.faults = FaultPlan()
         self.groups: list[GetCourseGroup] = [
             GetCourseGroup(4848962, "Клуб", "2025-06-22 11:44:29"),
@@ -391,6 +398,8 @@ class GetCourseStandIn(LoopbackServer):
                 return web.Response(status=301, headers={"Location": location})
             if action is None:
                 return web.Response(status=404, text=_NOT_FOUND_PAGE, content_type="text/html")
+            if endpoint == "import" and not self.import_enabled:
+                return web.Response(status=200, body=b"")
 
             payload = await self._authorised(request, endpoint, key, params, record, action)
             code = payload.get("error_code")
@@ -630,6 +639,8 @@ class GetCourseStandIn(LoopbackServer):
             self._apply_import(user, user_data)
             status = "added"
         elif _truthy(system.get("refresh_if_exists")):
+            if (unknown := self._unknown_field(user_data)) is not None:
+                return {"success": False, "error": True, "error_message": unknown}
             user = existing
             self._apply_import(user, user_data)
             status = "updated"
@@ -644,6 +655,16 @@ class GetCourseStandIn(LoopbackServer):
             "error": False,
             "error_message": "",
         }
+
+    def _unknown_field(self, user_data: dict[str, Any]) -> str | None:
+        """The refusal of an ``addfields`` title the account lacks, when told to refuse."""
+        addfields = user_data.get("addfields")
+        if self.unknown_field_answer != "error" or not isinstance(addfields, dict):
+            return None
+        for title in addfields:
+            if title not in self.custom_fields:
+                return f"Дополнительное поле «{title}» не найдено"
+        return None
 
     def _user_by_phone(self, phone: str) -> GetCourseUserRecord | None:
         wanted = _digits(phone)

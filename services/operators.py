@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from services.bridge import LinkFollowUps
@@ -27,6 +27,13 @@ from services.health import GETCOURSE, SALEBOT, CallTracker, ServiceStatus
 from services.linking import Linked, NotFound
 from services.models import GetCourseUser, Link, salebot_variables
 from services.storage.audit import AuditAction, AuditEntry, AuditRepository
+from services.storage.bridge import (
+    CallbackRepository,
+    EventRepository,
+    FieldWrite,
+    FieldWriteRepository,
+    GetCourseEvent,
+)
 from services.storage.console import ConsoleQueries
 from services.storage.database import Database
 from services.storage.deliveries import Delivery, DeliveryRepository
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 DAY = 24 * 3600.0
 MAX_CARDS = 5
 HISTORY_LENGTH = 15
+CARD_EVENTS = 3  # the person's latest GetCourse events on their card
 CHART_DAYS = 30
 USERNAME = re.compile(r"@?([A-Za-z0-9_]{3,32})")
 # A spreadsheet runs a cell that starts like a formula; such text is exported with a quote.
@@ -86,6 +94,8 @@ class PersonCard:
     # The directory's copy of the linked GetCourse user (its status among others); None when
     # not linked or not in the directory.
     gc_user: GetCourseUser | None
+    field_write: FieldWrite | None = None  # the latest GetCourse field write for this person
+    events: tuple[GetCourseEvent, ...] = ()  # their latest GetCourse events, newest first
 
 
 @dataclass(frozen=True)
@@ -114,10 +124,20 @@ class Unlinked:
 class QueueReport:
     waiting: dict[tuple[str, str | None], int]  # (state, cause) -> writes
     oldest: list[Delivery]
+    # The same counts for GetCourse field writes and Salebot callbacks; a callback that may
+    # have landed is 'uncertain' and waits for an operator.
+    field_writes: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    callbacks: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
+        """Salebot writes waiting."""
         return sum(self.waiting.values())
+
+    @property
+    def follow_ups(self) -> int:
+        """GetCourse field writes and Salebot callbacks waiting (or perhaps landed)."""
+        return sum(self.field_writes.values()) + sum(self.callbacks.values())
 
 
 @dataclass(frozen=True)
@@ -142,6 +162,9 @@ class Stats:
     budget_limit: int
     directory_users: int
     days: list[DayCount]
+    # GetCourse events by name and where they stand (delivered, waiting, failed, uncertain,
+    # waiting_link, expired).
+    events: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -225,6 +248,9 @@ class OperatorConsole:
         self._queries = ConsoleQueries(database)
         self._gc_directory = DirectoryRepository(database)
         self._queued = QueuedLookupRepository(database)
+        self._field_writes = FieldWriteRepository(database)
+        self._callbacks = CallbackRepository(database)
+        self._gc_events = EventRepository(database)
 
     @property
     def keeps_variables_on_unlink(self) -> bool:
@@ -259,6 +285,8 @@ class OperatorConsole:
             delivery=await self._deliveries.latest_for(telegram_id),
             linked_by=await self._profiles.get(operator) if operator is not None else None,
             gc_user=await self._gc_users.by_id(link.gc_user_id) if link else None,
+            field_write=await self._field_writes.latest_for(telegram_id),
+            events=tuple(await self._gc_events.latest_for(telegram_id, CARD_EVENTS)),
         )
 
     async def history(self, telegram_id: int) -> list[HistoryEntry]:
@@ -388,10 +416,14 @@ class OperatorConsole:
         return link
 
     async def retry_all(self, operator_id: int) -> int:
-        """Make every waiting Salebot write due now; returns how many."""
+        """Make every waiting Salebot write due now; returns how many. The GetCourse field
+        writes and Salebot callbacks waiting are made due too (never a callback that may have
+        landed)."""
         now = self._clock()
         async with self._database.transaction() as tx:
             count = await DeliveryRepository.retry_all_now(tx, now)
+            await FieldWriteRepository.retry_all_now(tx, now)
+            await CallbackRepository.retry_all_now(tx, now)
             await AuditRepository.record(
                 tx,
                 at=now,
@@ -425,6 +457,8 @@ class OperatorConsole:
         return QueueReport(
             waiting=await self._deliveries.waiting_by_cause(),
             oldest=await self._deliveries.oldest_waiting(oldest),
+            field_writes=await self._field_writes.waiting_by_cause(),
+            callbacks=await self._callbacks.waiting_by_cause(self._clock() - 7 * DAY),
         )
 
     async def stats(self) -> Stats:
@@ -450,6 +484,7 @@ class OperatorConsole:
             budget_limit=self._budget.limit,
             directory_users=await self._gc_directory.count(),
             days=await self._days(now),
+            events=await self._gc_events.counts(),
         )
 
     async def _days(self, now: float) -> list[DayCount]:

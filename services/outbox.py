@@ -153,7 +153,8 @@ class OutboxWorker:
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     async def deliver_due(self) -> int:
-        """Attempt every item that is due now; returns how many were delivered."""
+        """Attempt every item that is due now, then the lanes' items; returns how many Salebot
+        writes were delivered."""
         delivered = 0
         while not self._stopping:
             items = await self._outbox.due(self._clock(), self._batch_size)
@@ -165,7 +166,7 @@ class OutboxWorker:
                 delivered += await self._deliver(item)
         for lane in self._lanes:
             if not self._stopping:
-                delivered += await lane.deliver_due()
+                await lane.deliver_due()
         return delivered
 
     async def _next_due_at(self) -> float | None:

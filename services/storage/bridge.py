@@ -300,10 +300,14 @@ class CallbackRepository:
         )
         return [_to_callback(row) for row in rows]
 
-    async def waiting_by_cause(self) -> dict[tuple[str, str | None], int]:
+    async def waiting_by_cause(self, uncertain_since: float) -> dict[tuple[str, str | None], int]:
+        """Pending and given-up callbacks, and those that may have landed since
+        ``uncertain_since`` (nobody can mend those: they are shown for a while, then left)."""
         rows = await self._database.fetchall(
             "SELECT state, cause, COUNT(*) FROM salebot_callbacks "
-            "WHERE state IN ('pending', 'failed', 'uncertain') GROUP BY state, cause"
+            "WHERE state IN ('pending', 'failed') OR (state = 'uncertain' AND updated_at >= ?) "
+            "GROUP BY state, cause",
+            (uncertain_since,),
         )
         return {(row[0], row[1]): int(row[2]) for row in rows}
 

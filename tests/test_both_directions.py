@@ -1,0 +1,293 @@
+"""Issue 13 over loopback HTTP: GetCourse learns the Telegram and Salebot IDs of a link (the
+GetCourse stand-in's import endpoint), and GetCourse events reach the Salebot funnel (POSTed to
+the bot's public listener as a GetCourse process would, delivered to the Salebot stand-in)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import App
+from bot.settings import Settings
+from handlers.texts import Texts
+from sandbox.server import Fault
+from services.models import GetCourseUser
+from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
+from tests.operator_console import OPERATOR_CHAT, plain
+from tests.running import serving, webhook_settings
+
+SECRET = "gc-events-secret_0123456789"
+IVAN = 100000001
+MARIA = 100000002
+IVAN_GC = GetCourseUser(id="187654321", email="ivan.petrov@example.com", first_name="Иван")
+ANNA_GC = GetCourseUser(id="187654322", email="anna@example.org", first_name="Анна")
+FIELDS = ("telegram_id", "sb_id")
+
+
+def both_ways(standins: StandIns, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "getcourse_events_secret": SECRET,
+        "http_listen": f"127.0.0.1:{free_port()}",
+        "salebot_linked_message": "gc_linked",
+    }
+    return standins.settings(**{**values, **overrides})
+
+
+@pytest.fixture
+def fields_created(standins: StandIns) -> None:
+    """The school created the two additional fields in GetCourse."""
+    standins.getcourse.custom_fields.extend(FIELDS)
+
+
+@pytest.fixture
+async def app(standins: StandIns, fields_created: None) -> AsyncIterator[App]:
+    async with serving(standins, both_ways(standins)) as running:
+        yield running
+
+
+def client_id(standins: StandIns, telegram_id: int) -> int:
+    client = standins.salebot.client_by_platform_id(telegram_id, FUNNEL_BOT)
+    assert client is not None
+    return client.id
+
+
+def field_write(email: str, telegram_id: str, salebot_id: str) -> dict[str, Any]:
+    return {
+        "user": {"email": email, "addfields": {"telegram_id": telegram_id, "sb_id": salebot_id}},
+        "system": {"refresh_if_exists": 1},
+    }
+
+
+def gc_fields(standins: StandIns, email: str) -> dict[str, str]:
+    user = standins.getcourse.user_by_email(email)
+    assert user is not None
+    return {title: user.custom.get(title, "") for title in FIELDS}
+
+
+async def post_event(settings: Settings, **params: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=f"http://{settings.http_listen}", timeout=5) as http:
+        return await http.post("/getcourse/events", data=params)
+
+
+async def count(app: App, sql: str) -> int:
+    row = await app.services.database.fetchone(sql)
+    assert row is not None
+    return int(row[0])
+
+
+def callbacks(standins: StandIns) -> list[tuple[int, str]]:
+    return [(item["client_id"], item["message"]) for item in standins.salebot.callbacks]
+
+
+async def test_a_link_writes_both_ids_into_getcourse_and_calls_the_funnel_back(
+    standins: StandIns, app: App
+) -> None:
+    ivan = Person(standins.telegram, IVAN)
+    ivan.says("ivan.petrov@example.com")
+    await ivan.reply("Готово")
+    ivan_client = client_id(standins, IVAN)
+
+    await eventually(lambda: gc_fields(standins, IVAN_GC.email)["sb_id"] != "")
+    assert standins.getcourse.imports == [
+        field_write("ivan.petrov@example.com", str(IVAN), str(ivan_client))
+    ]
+    assert gc_fields(standins, IVAN_GC.email) == {
+        "telegram_id": str(IVAN),
+        "sb_id": str(ivan_client),
+    }
+    # The linked message comes once the link's variables have landed.
+    await eventually(lambda: callbacks(standins) == [(ivan_client, "gc_linked")])
+    actions = [r.action for r in standins.salebot.requests]
+    assert actions.index("save_variables") < actions.index("callback")
+
+
+async def test_operator_link_relink_and_unlink_keep_getcourse_fields_true(
+    standins: StandIns, app: App
+) -> None:
+    operators = app.services.operators
+    ivan_client = str(client_id(standins, IVAN))
+    await operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    await eventually(lambda: gc_fields(standins, IVAN_GC.email)["sb_id"] == ivan_client)
+    assert standins.getcourse.imports == [field_write(IVAN_GC.email, str(IVAN), ivan_client)]
+
+    # Relinked to another GetCourse user: the old one is blanked, the new one gets the IDs.
+    await operators.link(OPERATOR_ID, IVAN, ANNA_GC)
+    await eventually(lambda: gc_fields(standins, ANNA_GC.email)["sb_id"] == ivan_client)
+    assert gc_fields(standins, IVAN_GC.email) == {"telegram_id": "", "sb_id": ""}
+    assert standins.getcourse.imports[1:] == [
+        field_write(IVAN_GC.email, "", ""),
+        field_write(ANNA_GC.email, str(IVAN), ivan_client),
+    ]
+
+    await operators.unlink(OPERATOR_ID, IVAN)
+    await eventually(lambda: gc_fields(standins, ANNA_GC.email) == {"telegram_id": "", "sb_id": ""})
+    assert standins.getcourse.imports[3:] == [field_write(ANNA_GC.email, "", "")]
+
+
+async def test_a_failing_import_is_retried_across_a_restart(
+    standins: StandIns, fields_created: None
+) -> None:
+    settings = both_ways(standins)
+    standins.getcourse.faults.add("import", Fault(status=500, body="Internal error"), times=None)
+
+    def attempts() -> int:
+        return sum(1 for r in standins.getcourse.requests if r.endpoint == "import")
+
+    async with serving(standins, settings) as app:
+        await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+        await eventually(lambda: attempts() >= 2)
+        write = await app.services.operators.card(IVAN)
+        assert write.field_write is not None
+        assert (write.field_write.state, write.field_write.cause) == ("pending", "unavailable")
+    assert gc_fields(standins, IVAN_GC.email) == {"telegram_id": "", "sb_id": ""}
+
+    standins.getcourse.faults.clear("import")
+    async with serving(standins, settings) as app:
+        await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
+        assert len(standins.getcourse.imports) == 1
+        card = await app.services.operators.card(IVAN)
+        assert card.field_write is not None
+        assert card.field_write.state == "delivered"
+
+
+async def test_an_event_reaches_salebot_as_variables_then_a_callback_once(
+    standins: StandIns, app: App
+) -> None:
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    ivan_client = client_id(standins, IVAN)
+    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+
+    event = {"secret": SECRET, "event": "paid", "user_id": "187654321", "event_id": "order-77"}
+    first = await post_event(app.settings, **event, amount="1500", offer="Старт")
+    assert first.status_code == 200
+    await eventually(lambda: (ivan_client, "gc_paid") in callbacks(standins))
+    # GetCourse calls again: the same event_id is taken (200) and not delivered twice.
+    again = await post_event(app.settings, **event, amount="1500", offer="Старт")
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+
+    assert callbacks(standins) == [(ivan_client, "gc_linked"), (ivan_client, "gc_paid")]
+    variables = standins.salebot.client_variables(ivan_client)
+    assert (variables["gc_amount"], variables["gc_offer"]) == ("1500", "Старт")
+    saved = [
+        r for r in standins.salebot.requests_of("save_variables") if "gc_amount" in str(r.body)
+    ]
+    last_callback = standins.salebot.requests_of("callback")[-1]
+    assert standins.salebot.requests.index(saved[0]) < standins.salebot.requests.index(
+        last_callback
+    )
+    assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 1
+
+
+async def test_an_event_for_someone_not_linked_yet_is_delivered_when_they_link(
+    standins: StandIns, app: App
+) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{app.settings.http_listen}") as http:
+        # A GET with the parameters in the query, as a process's "call URL" may send it.
+        answer = await http.get(
+            "/getcourse/events",
+            params={"secret": SECRET, "event": "paid", "email": "Anna@Example.org"},
+        )
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "waiting"
+    assert standins.salebot.callbacks == []
+
+    await app.services.operators.link(OPERATOR_ID, MARIA, ANNA_GC)
+    maria_client = client_id(standins, MARIA)
+    await eventually(lambda: (maria_client, "gc_paid") in callbacks(standins))
+    card = await app.services.operators.card(MARIA)
+    assert [(event.event, event.delivery) for event in card.events] == [("paid", "delivered")]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "reason"),
+    [
+        ({"secret": "wrong-secret-0123456789", "event": "paid", "user_id": "1"}, 403, ""),
+        ({"event": "paid", "user_id": "187654321"}, 403, ""),
+        ({"secret": SECRET, "event": "Paid!", "user_id": "187654321"}, 400, "event must be"),
+        ({"secret": SECRET, "event": "paid"}, 400, "user_id or email is required"),
+        ({"secret": SECRET, "event": "paid", "user_id": "{object.user.id}"}, 400, "user_id"),
+        ({"secret": SECRET, "event": "paid", "email": "1", "bad-name": "x"}, 400, "email"),
+        ({"secret": SECRET, "event": "paid", "user_id": "1", "a-b": "x"}, 400, "parameter names"),
+        ({"secret": SECRET, "event": "paid", "user_id": "1", "big": "x" * 70_000}, 413, "64 KB"),
+    ],
+)
+async def test_a_refused_event_changes_nothing(
+    standins: StandIns, app: App, params: dict[str, str], status: int, reason: str
+) -> None:
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    ivan_client = client_id(standins, IVAN)
+    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+
+    answer = await post_event(app.settings, **params)
+    assert answer.status_code == status
+    assert reason in answer.text
+    assert len(answer.text.strip().splitlines()) == 1
+    assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 0
+    assert (
+        await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE event_row IS NOT NULL") == 0
+    )
+    assert callbacks(standins) == [(ivan_client, "gc_linked")]
+
+
+async def test_events_are_off_without_a_secret_and_health_is_not_public(
+    standins: StandIns,
+) -> None:
+    settings = webhook_settings(standins)
+    async with serving(standins, settings):
+        answer = await post_event(settings, secret=SECRET, event="paid", user_id="187654321")
+        assert answer.status_code == 404
+        async with httpx.AsyncClient(base_url=f"http://{settings.http_listen}") as http:
+            assert (await http.get("/metrics")).status_code == 404
+        async with httpx.AsyncClient(base_url=f"http://{settings.health_listen}") as http:
+            assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_missing_getcourse_field_is_told_to_the_operators_once(
+    standins: StandIns,
+) -> None:
+    standins.getcourse.unknown_field_answer = "error"  # and the fields were never created
+    settings = both_ways(standins, operator_chat_id=OPERATOR_CHAT, operator_notice_interval=0.2)
+    notice = plain(Texts.load("ru").render("notice_getcourse_field_missing", count=1))
+    async with serving(standins, settings) as app:
+        await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+        await app.services.operators.link(OPERATOR_ID, MARIA, ANNA_GC)
+        for person in (IVAN, MARIA):
+            await eventually(lambda person=person: _write_failed(app, person))
+    messages = [plain(m.text or "") for m in standins.telegram.bot_messages(OPERATOR_CHAT)]
+    told = [text for text in messages if notice.split("—")[0] in text]
+    assert len(told) == 1
+    assert notice in told[0]
+    assert "create_fields=telegram_id, sb_id" in told[0]
+
+
+async def _write_failed(app: App, telegram_id: int) -> bool:
+    card = await app.services.operators.card(telegram_id)
+    write = card.field_write
+    return write is not None and (write.state, write.cause) == ("failed", "field_missing")
+
+
+async def test_a_callback_that_may_have_landed_is_not_sent_again(
+    standins: StandIns, app: App
+) -> None:
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    ivan_client = client_id(standins, IVAN)
+    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    standins.salebot.fail_next("callback", status=502)
+
+    answer = await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
+    assert answer.status_code == 200
+
+    async def uncertain() -> bool:
+        events = (await app.services.operators.card(IVAN)).events
+        return [event.delivery for event in events] == ["uncertain"]
+
+    await eventually(uncertain)
+    # Even "retry all" leaves it: only an operator who checked Salebot can tell.
+    await app.services.operators.retry_all(OPERATOR_ID)
+    assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'uncertain'") == 1
+    assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'pending'") == 0
+    assert len(standins.salebot.requests_of("callback")) == 2  # gc_linked, and the one 502
