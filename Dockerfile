@@ -18,14 +18,13 @@ RUN pip install . \
     && chown gcbot /data
 
 USER gcbot
-# Port 8080 serves the webhook and health routes in webhook mode, the health routes in polling
-# mode (HEALTH_LISTEN is ignored in webhook mode).
+# Port 8080: the public endpoints (webhook, /getcourse/events); port 8081: health and metrics.
 ENV DATABASE_PATH=/data/bot.sqlite3 \
-    WEBHOOK_LISTEN=0.0.0.0:8080 \
-    HEALTH_LISTEN=0.0.0.0:8080
+    HTTP_LISTEN=0.0.0.0:8080 \
+    HEALTH_LISTEN=0.0.0.0:8081
 VOLUME /data
-EXPOSE 8080
+EXPOSE 8080 8081
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/healthz', timeout=4)"]
 CMD ["python", "-m", "bot"]

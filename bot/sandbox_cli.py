@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bot.app import App
 from bot.log_setup import configure_logging
+from bot.public_http import EVENTS_PATH, PublicServer
 from bot.settings import Settings, load_settings
 from handlers.texts import Texts
 from sandbox.getcourse import GetCourseStandIn
@@ -28,6 +32,9 @@ SALEBOT_KEY = "sandbox-salebot-key"
 FUNNEL_BOT = "school_funnel_bot"
 DEFAULT_USER = 100000001
 OPERATOR = 900000001
+EVENTS_SECRET = "sandbox-events-secret"
+# The GetCourse additional fields the bot fills (created in the demo account).
+GETCOURSE_FIELDS = ("telegram_id", "sb_id")
 # After a message, replies are awaited until the bot has been quiet this long.
 QUIET_SECONDS = 1.0
 REPLY_DEADLINE = 60.0
@@ -39,21 +46,35 @@ HELP = """Type a message as the student and press Enter. Sandbox commands:
                100000099 has no Salebot client yet; 900000001 is an operator: /help)
   :salebot     show what Salebot holds for this user
   :funnel      this user starts the school's Salebot funnel bot (Salebot gets a client)
+  :gc-event NAME [name=value ...]
+               a GetCourse process reports event NAME (e.g. paid) for this user, as its
+               "call URL" would; add email=... for someone not linked yet, amount=... etc.
+               for variables; shows what the Salebot stand-in received
+  :getcourse   show the GetCourse fields the stand-in holds for this user
   :help        this text
   :quit        stop (Ctrl-D works too)"""
 
 
 class TerminalChat:
     def __init__(
-        self, telegram: TelegramStandIn, salebot: SalebotStandIn, checking_prefix: str
+        self,
+        telegram: TelegramStandIn,
+        salebot: SalebotStandIn,
+        checking_prefix: str,
+        getcourse: GetCourseStandIn | None = None,
+        events_url: str | None = None,
     ) -> None:
         self.telegram = telegram
         self.salebot = salebot
+        self.getcourse = getcourse
+        self.events_url = events_url
         # A "checking…" reply is always followed by the result: wait for it, however long.
         self.checking_prefix = checking_prefix
         self.user_id = DEFAULT_USER
         self._seen: dict[int, int] = {}
         self._shown_variables: dict[int, dict[str, str]] = {}
+        self._shown_fields: dict[str, dict[str, str]] = {}
+        self._shown_callbacks = len(salebot.callbacks)
         self.show_salebot(always=False, quietly=True)
 
     async def handle(self, line: str) -> bool:
@@ -75,6 +96,10 @@ class TerminalChat:
             self.show_salebot(always=True)
         elif command == ":salebot":
             self.show_salebot(always=True)
+        elif command == ":gc-event":
+            await self.gc_event(argument)
+        elif command == ":getcourse":
+            self.show_getcourse(always=True)
         elif command == ":photo":
             self.telegram.send_photo(self.user_id)
             await self.print_replies()
@@ -116,6 +141,67 @@ class TerminalChat:
             print(render(message))
         await asyncio.sleep(0.3)  # let a just-stored link reach the Salebot stand-in
         self.show_salebot(always=False)
+        await asyncio.sleep(0.3)  # and the GetCourse field write and callbacks follow it
+        self.show_callbacks()
+        self.show_getcourse(always=False)
+
+    async def gc_event(self, argument: str) -> None:
+        """Call /getcourse/events as a GetCourse process would, then show Salebot's side."""
+        name, *pairs = argument.split() or [""]
+        params = {"secret": EVENTS_SECRET, "event": name}
+        params.update(pair.partition("=")[::2] for pair in pairs)
+        if "email" not in params and "user_id" not in params:
+            client = self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT)
+            variables = self.salebot.client_variables(client.id) if client else {}
+            if not variables.get("gc_user_id"):
+                print("… this user is not linked yet: add email=... (a GetCourse student's email)")
+                return
+            params.update(user_id=variables["gc_user_id"], email=variables.get("email", ""))
+        if self.events_url is None:
+            print("… GetCourse events are off in this sandbox")
+            return
+        self.show_callbacks()
+        callbacks = len(self.salebot.callbacks)
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(self.events_url, data=params)
+        print(f"… GetCourse called the bot: HTTP {answer.status_code} {answer.text.strip()}")
+        if answer.status_code != 200 or answer.json().get("status") != "queued":
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REPLY_DEADLINE
+        while loop.time() < deadline:
+            if len(self.salebot.callbacks) > callbacks:
+                break
+            await asyncio.sleep(0.1)
+        self.show_callbacks()
+        self.show_salebot(always=True)
+
+    def show_callbacks(self) -> None:
+        """Print the callbacks Salebot received since the last look."""
+        for callback in self.salebot.callbacks[self._shown_callbacks :]:
+            message, client_id = callback["message"], callback["client_id"]
+            print(f"… Salebot received callback {message!r} for client {client_id}")
+        self._shown_callbacks = len(self.salebot.callbacks)
+
+    def show_getcourse(self, *, always: bool) -> None:
+        """Print the GetCourse fields of this user's linked email when asked or changed."""
+        if self.getcourse is None:
+            return
+        client = self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT)
+        variables = self.salebot.client_variables(client.id) if client else {}
+        emails = {variables.get("email", "")}
+        if not always:  # a relink blanks the fields of the email shown before
+            emails |= set(self._shown_fields)
+        for email in sorted(address for address in emails if address):
+            user = self.getcourse.user_by_email(email)
+            if user is None:
+                continue
+            fields = {title: user.custom.get(title, "") for title in GETCOURSE_FIELDS}
+            if fields == self._shown_fields.get(email) and not always:
+                continue
+            self._shown_fields[email] = fields
+            shown = ", ".join(f"{title} = {value or '(empty)'}" for title, value in fields.items())
+            print(f"… GetCourse user {user.id} ({user.email}) now holds: {shown}")
 
     async def wait_for_salebot_write(self) -> None:
         loop = asyncio.get_running_loop()
@@ -178,6 +264,7 @@ async def run_sandbox() -> int:
     telegram = TelegramStandIn(token=TOKEN)
     # One "not ready yet" poll per export, as a real GetCourse would answer.
     getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
+    getcourse.custom_fields.extend(GETCOURSE_FIELDS)  # the school created them
     salebot = SalebotStandIn.from_seed(api_key=SALEBOT_KEY)
     for server in (telegram, getcourse, salebot):
         await server.start()
@@ -197,20 +284,39 @@ async def run_sandbox() -> int:
                 getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
                 salebot_retry_first_delay=2,
                 salebot_retry_max_delay=4,
+                getcourse_events_secret=EVENTS_SECRET,
+                http_listen=f"127.0.0.1:{_free_port()}",
+                salebot_linked_message="gc_linked",
             )
             configure_logging(settings.log_level, settings.log_format, settings.secrets())
             async with App.running(settings) as app:
+                public = PublicServer(app)
+                await public.start()
                 polling = asyncio.create_task(app.run_polling(handle_signals=False))
                 await telegram.wait_for_poll()
                 checking = Texts.load(settings.bot_language).render("checking", email="\0")
-                chat = TerminalChat(telegram, salebot, checking.split("\0")[0])
+                chat = TerminalChat(
+                    telegram,
+                    salebot,
+                    checking.split("\0")[0],
+                    getcourse,
+                    f"http://{settings.http_listen}{EVENTS_PATH}",
+                )
                 await chat_from_terminal(chat, getcourse)
                 await app.dispatcher.stop_polling()
                 await polling
+                await public.stop()
     finally:
         for server in (telegram, getcourse, salebot):
             await server.stop()
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def chat_from_terminal(chat: TerminalChat, getcourse: GetCourseStandIn) -> None:

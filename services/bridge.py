@@ -314,7 +314,8 @@ def _parse(params: Mapping[str, str]) -> _ParsedEvent:
     gc_user_id = params.get("user_id", "").strip()
     if gc_user_id and not GC_USER_ID.fullmatch(gc_user_id):
         raise EventMalformed("user_id must be the GetCourse user ID (digits)")
-    email = params.get("email", "").strip()
+    # An unencoded "+" in a query string arrives as a space; an address holds no spaces.
+    email = params.get("email", "").strip().replace(" ", "+")
     if email:
         try:
             email = normalize_email(email)

@@ -25,3 +25,30 @@ def test_sandbox_links_an_email_from_the_terminal() -> None:
     # The newcomer's write waited in the outbox until their Salebot client appeared.
     assert "telegram_id = 100000099" in out
     assert "Traceback" not in result.stderr
+
+
+def test_sandbox_shows_getcourse_fields_and_a_getcourse_event() -> None:
+    script = (
+        "ivan.petrov@example.com\n:getcourse\n"
+        ":gc-event paid amount=1500 event_id=order-1\n:gc-event paid event_id=order-1\n:quit\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "sandbox"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (
+        "GetCourse user 187654321 (ivan.petrov@example.com) now holds: "
+        "telegram_id = 100000001, sb_id = 836058541"
+    ) in out
+    assert '"status": "queued"' in out
+    assert "Salebot received callback 'gc_paid' for client 836058541" in out
+    assert "gc_amount = 1500" in out
+    assert '"status": "duplicate"' in out
+    assert out.count("callback 'gc_paid'") == 1
+    assert "Traceback" not in result.stderr
