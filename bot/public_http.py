@@ -38,7 +38,7 @@ def add_events_route(web_app: web.Application, app: App) -> None:
         if request.content_length is not None and request.content_length > MAX_EVENT_BODY:
             events.refused("body too large")
             return web.Response(status=413, text="body over 64 KB\n")
-        body = await request.content.read(MAX_EVENT_BODY + 1)
+        body = await _read_at_most(request, MAX_EVENT_BODY + 1)
         if len(body) > MAX_EVENT_BODY:
             events.refused("body too large")
             return web.Response(status=413, text="body over 64 KB\n")
@@ -60,6 +60,17 @@ def add_events_route(web_app: web.Application, app: App) -> None:
 
     web_app.router.add_route("GET", EVENTS_PATH, getcourse_events)
     web_app.router.add_route("POST", EVENTS_PATH, getcourse_events)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The body, but no more than ``limit`` bytes of it (a chunked body has no length)."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await request.content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _body_params(request: web.Request, body: bytes) -> list[tuple[str, str]]:

@@ -106,6 +106,8 @@ class LinkFollowUps:
     ) -> None:
         """Call in the transaction that stored (``link``), replaced or removed (``None``) the
         link of ``telegram_id``; ``previous`` is what it replaced."""
+        if _same_user(previous, link):
+            return  # the same GetCourse user by the same email: nothing changes for GetCourse
         settings = self._settings
         await FieldWriteRepository.withdraw_setting(tx, telegram_id, now)
         if link is None:
@@ -121,7 +123,7 @@ class LinkFollowUps:
             await FieldWriteRepository.enqueue(
                 tx, telegram_id, link.email, link.gc_user_id, blank=False, now=now
             )
-        if settings.linked_message:
+        if settings.linked_message and (previous is None or moved):
             await CallbackRepository.enqueue(tx, telegram_id, settings.linked_message, {}, now)
         since = now - settings.events_keep_days * DAY
         for row in await EventRepository.waiting_for(tx, link.gc_user_id, link.email, since):
@@ -148,6 +150,12 @@ class LinkFollowUps:
             "DELETE FROM getcourse_events WHERE telegram_id = ? OR gc_user_id = ? OR email = ?",
             (telegram_id, link.gc_user_id, link.email),
         )
+
+
+def _same_user(previous: Link | None, link: Link | None) -> bool:
+    if previous is None or link is None:
+        return False
+    return (previous.gc_user_id, previous.email) == (link.gc_user_id, link.email)
 
 
 async def _queue_event(

@@ -15,6 +15,7 @@ from bot.settings import Settings
 from handlers.texts import Texts
 from sandbox.server import Fault
 from services.models import GetCourseUser
+from services.storage.links import LinkRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
 from tests.operator_console import OPERATOR_CHAT, plain
 from tests.running import serving, webhook_settings
@@ -291,3 +292,57 @@ async def test_a_callback_that_may_have_landed_is_not_sent_again(
     assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'uncertain'") == 1
     assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'pending'") == 0
     assert len(standins.salebot.requests_of("callback")) == 2  # gc_linked, and the one 502
+
+
+async def test_operators_see_the_field_write_and_the_events(standins: StandIns, app: App) -> None:
+    operator = Person(standins.telegram, OPERATOR_ID)
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    ivan_client = client_id(standins, IVAN)
+    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
+    await post_event(app.settings, secret=SECRET, event="paid", email="nobody@example.com")
+    await eventually(lambda: (ivan_client, "gc_paid") in callbacks(standins))
+    await eventually(lambda: gc_fields(standins, IVAN_GC.email)["sb_id"] == str(ivan_client))
+
+    operator.says(f"/find {IVAN}")
+    card = plain((await operator.reply(f"Telegram {IVAN}")).text or "")
+    assert "GetCourse, запись полей ID: ✅ выполнена" in card
+    assert "События GetCourse:" in card
+    assert "paid: ✅ доставлено в Salebot" in card
+
+    operator.says("/stats")
+    stats = plain((await operator.reply("Статистика")).text or "")
+    assert (
+        "paid: доставлено 1, ждут 0, ждут привязки 1, не доставлено 0, под вопросом 0, "
+        "не дождались 0"
+    ) in stats
+
+    async with httpx.AsyncClient(base_url=f"http://{app.settings.health_listen}") as http:
+        scraped = (await http.get("/metrics")).text
+    assert 'bot_getcourse_events_total{outcome="queued"} 1.0' in scraped
+    assert 'bot_getcourse_events_total{outcome="waiting"} 1.0' in scraped
+    assert 'bot_getcourse_events_total{outcome="delivered"} 1.0' in scraped
+    assert "bot_getcourse_events_waiting 1.0" in scraped
+    assert "bot_getcourse_import_requests 1.0" in scraped
+
+
+async def test_forgetting_a_person_blanks_their_fields_and_deletes_their_events(
+    standins: StandIns, app: App
+) -> None:
+    """What ``/forget`` (issue 13's erase hook) does on our side, over loopback."""
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
+    await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
+    await eventually(lambda: "gc_paid" in [message for _, message in callbacks(standins)])
+
+    database = app.services.database
+    async with database.transaction() as tx:
+        link = await LinkRepository.get_in(tx, IVAN)
+        assert link is not None
+        await app.services.follow_ups.forget(tx, IVAN, link)
+        await LinkRepository.delete_in(tx, IVAN)
+    app.services.outbox.wake()
+
+    await eventually(lambda: gc_fields(standins, IVAN_GC.email) == {"telegram_id": "", "sb_id": ""})
+    assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 0
+    assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks") == 0
