@@ -50,6 +50,7 @@ from services.storage.bridge import (
     SalebotCallback,
 )
 from services.storage.database import Database, fetch_one
+from services.storage.directory import DirectoryRepository
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +438,11 @@ class BridgeWorker:
     # -- GetCourse field writes --------------------------------------------------------------
 
     async def _write_fields(self, write: FieldWrite) -> int:
+        # The import matches users by email and creates one for an email it does not know: a
+        # user who changed their email in GetCourse is written under the email the directory
+        # now knows for them (the answer's user_id is checked all the same).
+        known = await DirectoryRepository(self._database).by_id(write.gc_user_id)
+        email = known.email if known is not None and known.email else write.email
         client_id = None
         if not write.blank:
             row = await self._database.fetchone(
@@ -447,7 +453,7 @@ class BridgeWorker:
         fields = self._settings.fields(telegram_id, client_id)
         now = self._clock()
         try:
-            await self._importer.update_fields(write.email, write.gc_user_id, fields)
+            await self._importer.update_fields(email, write.gc_user_id, fields)
         except GetCourseBudgetExhausted as error:
             async with self._database.transaction() as tx:
                 await FieldWriteRepository.postpone(

@@ -76,11 +76,11 @@ class GetCourseImportClient:
             except httpx.HTTPError as error:
                 raise GetCourseUnavailable(f"import: {type(error).__name__}") from error
             check_http_status("import", response)
-            user_id = _user_id_of(response.content)
+            user_id, status = _user_of(response.content)
         if user_id != gc_user_id:
             raise GetCourseUserMismatch(
-                f"import for {mask_email(email)} answered GetCourse user {user_id}, "
-                f"not the linked {gc_user_id}"
+                f"import for {mask_email(email)} answered GetCourse user {user_id}"
+                f"{' (created by it)' if status == 'added' else ''}, not the linked {gc_user_id}"
             )
         log.info(
             "getcourse fields %s written for user %s (%s)",
@@ -90,8 +90,9 @@ class GetCourseImportClient:
         )
 
 
-def _user_id_of(body: bytes) -> str:
-    """The ``result.user_id`` of a successful import, or the typed failure of the answer."""
+def _user_of(body: bytes) -> tuple[str, str]:
+    """``result.user_id`` and ``result.user_status`` of a successful import, or the typed
+    failure of the answer."""
     if not body.strip():
         # Seen on plans without the import API: HTTP 200, nothing written.
         raise GetCourseConfigError(
@@ -119,7 +120,7 @@ def _user_id_of(body: bytes) -> str:
     user_id = _text(result.get("user_id"))
     if not user_id:
         raise GetCourseBadResponse("import: the result names no user_id")
-    return user_id
+    return user_id, _text(result.get("user_status"))
 
 
 def _flag(value: Any) -> bool:

@@ -15,6 +15,7 @@ from bot.settings import Settings
 from handlers.texts import Texts
 from sandbox.server import Fault
 from services.models import GetCourseUser
+from services.storage.directory import DirectoryRepository
 from services.storage.links import LinkRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
 from tests.operator_console import OPERATOR_CHAT, plain
@@ -346,3 +347,26 @@ async def test_forgetting_a_person_blanks_their_fields_and_deletes_their_events(
     await eventually(lambda: gc_fields(standins, IVAN_GC.email) == {"telegram_id": "", "sb_id": ""})
     assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 0
     assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks") == 0
+
+
+async def test_a_user_who_changed_email_in_getcourse_is_written_not_created(
+    standins: StandIns, app: App
+) -> None:
+    """The import creates a user for an email GetCourse does not know: the write goes to the
+    email the directory now knows for the link's user."""
+    ivan = standins.getcourse.user_by_email(IVAN_GC.email)
+    assert ivan is not None
+    ivan.email = "ivan.new@example.com"
+    moved = GetCourseUser(id=IVAN_GC.id, email="ivan.new@example.com", first_name="Иван")
+    await DirectoryRepository(app.services.database).upsert([moved], 0.0)
+    users = len(standins.getcourse.users)
+
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+
+    await eventually(
+        lambda: gc_fields(standins, "ivan.new@example.com")["telegram_id"] == str(IVAN)
+    )
+    assert len(standins.getcourse.users) == users
+    assert [item["user"]["email"] for item in standins.getcourse.imports] == [
+        "ivan.new@example.com"
+    ]
