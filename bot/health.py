@@ -95,4 +95,5 @@ class HealthServer:
         log.info("health and metrics on http://%s/", self._listen)
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        if self._runner.server is not None:  # not when its start failed (port taken)
+            await self._runner.cleanup()

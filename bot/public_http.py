@@ -147,4 +147,5 @@ class PublicServer:
         log.info("public endpoints on http://%s/", self._listen)
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        if self.runner.server is not None:  # not when its start failed (port taken)
+            await self.runner.cleanup()

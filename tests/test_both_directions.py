@@ -348,6 +348,12 @@ async def test_forgetting_a_person_blanks_their_fields_and_deletes_their_events(
     assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 0
     assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks") == 0
 
+    async def no_email_kept() -> bool:
+        sql = "SELECT COUNT(*) FROM getcourse_field_writes WHERE email != ''"
+        return await count(app, sql) == 0
+
+    await eventually(no_email_kept)
+
 
 async def test_a_user_who_changed_email_in_getcourse_is_written_not_created(
     standins: StandIns, app: App
@@ -370,3 +376,37 @@ async def test_a_user_who_changed_email_in_getcourse_is_written_not_created(
     assert [item["user"]["email"] for item in standins.getcourse.imports] == [
         "ivan.new@example.com"
     ]
+
+
+async def test_a_replaced_link_moves_the_getcourse_fields_to_the_new_account(
+    standins: StandIns, fields_created: None
+) -> None:
+    settings = both_ways(standins, link_conflict="replace")
+    async with serving(standins, settings):
+        ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
+        ivan.says(IVAN_GC.email)
+        await ivan.reply("Готово")
+        await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
+        maria.says(IVAN_GC.email)  # the same GetCourse user claimed by a second account
+        await maria.reply("Готово")
+        maria_client = str(client_id(standins, MARIA))
+        await eventually(
+            lambda: (
+                gc_fields(standins, IVAN_GC.email)
+                == {"telegram_id": str(MARIA), "sb_id": maria_client}
+            )
+        )
+
+
+async def test_the_events_endpoint_is_rate_limited(
+    standins: StandIns, fields_created: None
+) -> None:
+    settings = both_ways(standins, getcourse_events_per_minute=2)
+    async with serving(standins, settings) as app:
+        for _ in range(2):
+            answer = await post_event(settings, secret=SECRET, event="paid", user_id="1")
+            assert answer.status_code == 200
+        answer = await post_event(settings, secret=SECRET, event="paid", user_id="1")
+        assert answer.status_code == 429
+        assert int(answer.headers["Retry-After"]) >= 1
+        assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 2

@@ -16,6 +16,10 @@ import aiosqlite
 
 from services.storage.database import Database, fetch_all
 
+# Tables of this module that hold a person's data (Telegram ID, email, GetCourse user ID), for
+# erasure and retention. ``LinkFollowUps.forget`` empties them for one person.
+PERSONAL_TABLES = ("getcourse_field_writes", "getcourse_events", "salebot_callbacks")
+
 # Only a link whose Salebot variables have landed lets the person's follow-ups go.
 _LANDED = (
     "EXISTS (SELECT 1 FROM links l WHERE l.telegram_id = {t}.telegram_id "
@@ -142,13 +146,19 @@ class FieldWriteRepository:
         error: str | None = None,
         retry_at: float | None = None,
     ) -> None:
-        """Record an attempt: delivered, failed for good, or (``retry_at``) to be tried again."""
+        """Record an attempt: delivered, failed for good, or (``retry_at``) to be tried again.
+        A delivered blanking write forgets the email: nothing needs it any more."""
         await tx.execute(
             "UPDATE getcourse_field_writes SET state = ?, fields = ?, attempts = attempts + 1, "
             "cause = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
             "updated_at = ? WHERE id = ? AND state = 'pending'",
             (state, json.dumps(fields, ensure_ascii=False), cause, error, retry_at, now, item_id),
         )
+        if state == "delivered":
+            await tx.execute(
+                "UPDATE getcourse_field_writes SET email = '' WHERE id = ? AND blank = 1",
+                (item_id,),
+            )
 
     @staticmethod
     async def postpone(tx: aiosqlite.Connection, item_id: int, until: float, cause: str) -> None:
