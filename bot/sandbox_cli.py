@@ -174,7 +174,7 @@ def stand_in_settings(
     return load_settings(_env_file=None, **{**values, **overrides})
 
 
-async def run_sandbox() -> int:
+async def run_sandbox(language: str = "ru") -> int:
     telegram = TelegramStandIn(token=TOKEN)
     # One "not ready yet" poll per export, as a real GetCourse would answer.
     getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
@@ -197,6 +197,7 @@ async def run_sandbox() -> int:
                 getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
                 salebot_retry_first_delay=2,
                 salebot_retry_max_delay=4,
+                bot_language=language,
             )
             configure_logging(settings.log_level, settings.log_format, settings.secrets())
             async with App.running(settings) as app:

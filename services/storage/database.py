@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from services.errors import DatabaseUnavailable
 from services.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -34,16 +36,28 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA busy_timeout=5000")
-        database = cls(connection, path)
-        await database.migrate()
+        """Raises ``DatabaseUnavailable``, one line naming DATABASE_PATH, when the file cannot
+        be created, opened or brought to the current schema."""
+        connection: aiosqlite.Connection | None = None
+        try:
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+            connection.row_factory = aiosqlite.Row
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=NORMAL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            await connection.execute("PRAGMA busy_timeout=5000")
+            database = cls(connection, path)
+            await database.migrate()
+        except (OSError, sqlite3.Error) as error:
+            if connection is not None:
+                await connection.close()
+            raise DatabaseUnavailable(f"DATABASE_PATH {path}: {_reason(error)}") from None
+        except DatabaseUnavailable:
+            assert connection is not None
+            await connection.close()
+            raise
         return database
 
     async def migrate(self) -> None:
@@ -51,9 +65,9 @@ class Database:
             row = await cursor.fetchone()
         current = int(row[0]) if row else 0
         if current > len(MIGRATIONS):
-            raise RuntimeError(
-                f"database {self.path} has schema version {current}, newer than this program "
-                f"knows ({len(MIGRATIONS)}); upgrade the program"
+            raise DatabaseUnavailable(
+                f"DATABASE_PATH {self.path} has schema version {current}, newer than this "
+                f"program knows ({len(MIGRATIONS)}): upgrade the program"
             )
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
             # executescript commits on its own, so the version bump rides in the same script.
@@ -110,3 +124,15 @@ async def fetch_all(
     connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()
 ) -> list[aiosqlite.Row]:
     return list(await connection.execute_fetchall(sql, parameters))
+
+
+def _reason(error: OSError | sqlite3.Error) -> str:
+    """What went wrong, in words an integrator can act on."""
+    if isinstance(error, OSError):
+        return f"{error.strerror or type(error).__name__} ({error.filename or 'its folder'})"
+    text = str(error)
+    if "locked" in text:
+        return "the database is locked by another program (a backup, an sqlite3 shell?)"
+    if "unable to open" in text:
+        return "cannot open or create the file (check the folder exists and is writable)"
+    return text
