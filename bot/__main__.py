@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bot.log_setup import configure_logging
-from bot.settings import Settings, SettingsError, load_settings
-from services.errors import StartupError
+# The rest is imported once a command runs: until then Ctrl-C ends the process at once, and
+# quietly (see ``cli``), where a KeyboardInterrupt amid imports would print a page of traceback.
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 DISTRIBUTION = "gc-salebot-link-bot"
 EXIT_FAILED = 1
 EXIT_SETTINGS = 2
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 DESCRIPTION = """\
 Telegram bot that links an online school's GetCourse students with their Salebot chat clients.
@@ -29,14 +34,29 @@ exit codes: 0 done; 1 a check failed, or the bot could not start or had to stop;
 2 a setting is missing or malformed; 3 a sync stopped early to spare the export budget"""
 
 
+def cli() -> int:
+    """The console script and ``python -m bot``: Ctrl-C ends start-up quietly; once a command's
+    event loop runs, it stops that command gracefully instead."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:  # Ctrl-C before the bot took SIGINT over, or in the sandbox
+        print()
+        return 0 if args.command == "sandbox" else EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     command = args.command or "run"
     env_file: Path | None = getattr(args, "env_file", None)  # before or after the command
     if command == "sandbox":
         from bot.sandbox_cli import run_sandbox
 
-        return asyncio.run(run_sandbox(args.lang))
+        return _run_loop(run_sandbox(args.lang))
     if command == "check":
         return check(env_file)
     if command == "sync":
@@ -113,7 +133,7 @@ def run(env_file: Path | None) -> int:
         return EXIT_SETTINGS
     from bot.serve import serve
 
-    return asyncio.run(serve(settings))
+    return _run_loop(serve(settings))
 
 
 def sync(env_file: Path | None, full: bool) -> int:
@@ -121,9 +141,10 @@ def sync(env_file: Path | None, full: bool) -> int:
     if settings is None:
         return EXIT_SETTINGS
     from bot.sync_cli import run_sync
+    from services.errors import StartupError
 
     try:
-        return asyncio.run(run_sync(settings, full))
+        return _run_loop(run_sync(settings, full))
     except StartupError as error:
         print(f"FAIL  {error}")
         return EXIT_FAILED
@@ -135,11 +156,21 @@ def check(env_file: Path | None) -> int:
         return EXIT_SETTINGS
     from bot.check import run_check
 
-    return asyncio.run(run_check(settings))
+    return _run_loop(run_check(settings))
+
+
+def _run_loop(command: Coroutine[Any, Any, int]) -> int:
+    """Run a command's event loop, with Ctrl-C handed to asyncio (it cancels the command)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return asyncio.run(command)
 
 
 def _configured(env_file: Path | None, report: Callable[[str], None]) -> Settings | None:
     """Settings with logging set up from them, or ``None`` after reporting what is wrong."""
+    from bot.log_setup import configure_logging
+    from bot.settings import SettingsError, load_settings
+
     try:
         if env_file is None:
             settings = load_settings()
@@ -159,4 +190,4 @@ def _report_check_line(line: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
