@@ -18,13 +18,13 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeChatMember
 from pydantic import SecretStr
 
 from bot import __version__
 from bot.draining import finish_tasks
 from bot.fsm_storage import SQLiteStorage
+from bot.isolation import PerChatIsolation
 from bot.metrics import Metrics
 from bot.middlewares import LogContextMiddleware, UpdateMetricsMiddleware
 from bot.settings import Settings
@@ -248,7 +248,7 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=SQLiteStorage(DialogStateRepository(services.database)),
         # One person's updates are handled one after another, everyone else's in parallel.
-        events_isolation=SimpleEventIsolation(),
+        events_isolation=PerChatIsolation(),
         settings=settings,
         texts=Texts.load(settings.bot_language),
         link_service=services.links,
@@ -403,6 +403,8 @@ class App:
             allowed_updates=self.dispatcher.resolve_used_update_types(),
             handle_signals=handle_signals,
             close_bot_session=False,
+            # Updates beyond this wait in Telegram: the next poll comes once a slot is free.
+            tasks_concurrency_limit=self.settings.updates_at_once,
         )
 
 

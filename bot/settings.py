@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     webhook_drop_pending_updates: bool = False
     health_listen: str | None = None
     shutdown_timeout: float = Field(default=8.0, gt=0)
+    updates_at_once: int = Field(default=100, ge=1, le=10_000)
     operator_ids: Annotated[frozenset[int], NoDecode]
     operator_chat_id: int | None = None
     operator_notice_interval: float = Field(default=60.0, gt=0)
