@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.salebot import SalebotStandIn
+from sandbox.salebot import NoClientAnswer, SalebotStandIn, SavedAnswer
 from sandbox.server import Fault
 from services.models import Link, salebot_variables
 from services.notifications import OperatorEvent, OperatorNotice
@@ -231,6 +231,43 @@ async def test_failed_write_stays_pending_and_is_retried_when_due(
     assert standin.client_variables(client.id) == expected_variables()
     row = await only_row(db)
     assert (row["state"], row["attempts"], row["last_error"]) == ("delivered", 2, None)
+
+
+@pytest.mark.parametrize("shape", ["empty_list", "http_404", "status_object"])
+async def test_no_client_in_any_shape_waits_for_the_client_and_then_lands(
+    standin: SalebotStandIn,
+    db: Database,
+    worker: OutboxWorker,
+    clock: FakeClock,
+    shape: NoClientAnswer,
+) -> None:
+    standin.no_client_answer = shape
+    await link_and_enqueue(db, START)
+
+    assert await worker.deliver_due() == 0
+    row = await only_row(db)
+    assert (row["state"], row["cause"]) == ("pending", "client_not_found")  # not given up
+
+    client = standin.add_client(TELEGRAM_ID)  # the person starts the funnel bot
+    clock.now = row["next_attempt_at"]
+    assert await worker.deliver_due() == 1
+    assert standin.client_variables(client.id) == expected_variables()
+
+
+@pytest.mark.parametrize("shape", ["empty", "text"])
+async def test_save_answered_with_an_empty_or_non_json_body_is_delivered_once(
+    standin: SalebotStandIn, db: Database, worker: OutboxWorker, shape: SavedAnswer
+) -> None:
+    client = standin.add_client(TELEGRAM_ID)
+    standin.saved_answer = shape
+    await link_and_enqueue(db, START)
+
+    assert await worker.deliver_due() == 1
+
+    assert standin.client_variables(client.id) == expected_variables()
+    row = await only_row(db)
+    assert (row["state"], row["attempts"]) == ("delivered", 1)
+    assert len(standin.requests_of("save_variables")) == 1
 
 
 async def test_retry_delays_double_up_to_the_cap(
