@@ -17,13 +17,15 @@ import pytest
 
 from sandbox.salebot import NoClientAnswer, SalebotStandIn, SavedAnswer
 from sandbox.server import Fault
+from services.backoff import RetryPolicy
 from services.models import Link, salebot_variables
 from services.notifications import OperatorEvent, OperatorNotice
-from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
+from services.outbox import DeliverySchedule, OutboxWorker
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
+from services.supervision import Supervisor
 from tests.conftest import eventually
 
 API_KEY = "sb-outbox-secret-key-9876543210"
@@ -445,22 +447,26 @@ class FlakySalebot(SalebotClient):
         return await super().find_client_id(telegram_id)
 
 
-async def test_run_survives_an_unexpected_error(standin: SalebotStandIn, db: Database) -> None:
+async def test_run_survives_an_unexpected_error_under_the_supervisor(
+    standin: SalebotStandIn, db: Database
+) -> None:
     client = standin.add_client(TELEGRAM_ID)
     http = httpx.AsyncClient(base_url=standin.base_url, timeout=TIMEOUT)
     flaky = FlakySalebot(http, API_KEY, BOT)
     worker = OutboxWorker(db, flaky, quick(RetryPolicy(jitter=0)), idle_check=60.0)
+    supervisor = Supervisor(RetryPolicy(first_delay=0.01, max_delay=0.05, jitter=0))
     await link_and_enqueue(db, time.time())
-    task = asyncio.create_task(worker.run())
+    task = supervisor.start("outbox", worker.run)
     try:
-        await eventually(lambda: flaky.failed)
-        worker.wake()  # the worker is still alive and delivers when woken
+        # Started again after the failure, the worker delivers the write it failed on.
         await eventually(lambda: "telegram_id" in standin.client_variables(client.id))
     finally:
         worker.stop()
         await asyncio.wait_for(task, 2.0)
         await http.aclose()
-    assert task.exception() is None
+    assert flaky.failed
+    [status] = supervisor.statuses()
+    assert (status.restarts, status.last_error) == (1, "RuntimeError")
 
 
 # -- RetryPolicy -------------------------------------------------------------------------------
