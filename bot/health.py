@@ -36,6 +36,7 @@ def add_health_routes(web_app: web.Application, app: App) -> None:
     async def metrics(request: web.Request) -> web.StreamResponse:
         services = app.services
         await app.metrics.refresh(services.database, services.budget)
+        app.metrics.observe_loops(services.supervisor.statuses())
         return await scrape(request)
 
     web_app.router.add_get("/healthz", healthz)

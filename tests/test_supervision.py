@@ -20,6 +20,7 @@ from services.supervision import LoopState, LoopStatus, Supervisor
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import plain
 from tests.running import free_port, get, serving
+from tests.test_run_modes import metric
 
 IVAN = 100000001
 QUICK = RetryPolicy(first_delay=0.02, max_delay=0.05, jitter=0)
@@ -238,6 +239,10 @@ async def test_a_failing_loop_turns_readiness_red_until_it_recovers_and_operator
             return code == 503 and loop["state"] == "restarting" and loop["restarts"] >= 1
 
         await eventually(red)
+        scraped = (await get(listen, "/metrics")).text
+        assert metric(scraped, "bot_background_loop_healthy", loop="queued_lookups") == 0
+        assert metric(scraped, "bot_background_loop_healthy", loop="outbox") == 1
+        assert metric(scraped, "bot_background_loop_restarts", loop="queued_lookups") >= 1
 
         # The table is back; until the loop has run a while it is not counted as well again.
         app.services.supervisor.settle = 600.0
