@@ -309,6 +309,7 @@ def health(texts: Texts, report: HealthReport) -> str:
         ),
         _service(texts, "GetCourse", report.getcourse),
         _service(texts, "Salebot", report.salebot),
+        *_loops(texts, report.loops),
         texts.render(
             "health_budget",
             used=report.budget_used,
@@ -319,7 +320,6 @@ def health(texts: Texts, report: HealthReport) -> str:
     if report.budget_paused_until is not None:
         lines.append(texts.render("health_budget_paused", until=moment(report.budget_paused_until)))
     lines += _directory(texts, report.directory)
-    lines += _loops(texts, report.loops)
     lines.append(texts.render("health_settings"))
     lines += [
         texts.render("health_setting", name=name, value=value or "—")
