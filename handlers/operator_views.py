@@ -358,10 +358,11 @@ def _directory(texts: Texts, report: DirectoryReport) -> list[str]:
 
 
 def _loops(texts: Texts, loops: list[LoopStatus]) -> list[str]:
-    """One line when every loop runs and never failed; else each loop that failed since start."""
+    """One line when every loop runs and never failed; else each loop that failed since start.
+    Nothing without loops (a console outside the running bot)."""
     troubled = [loop for loop in loops if not loop.healthy or loop.restarts]
     if not troubled:
-        return [texts.render("health_loops_ok", count=len(loops))]
+        return [texts.render("health_loops_ok", count=len(loops))] if loops else []
     never = texts.render("health_never")
     return [texts.render("health_loops")] + [
         texts.render(
