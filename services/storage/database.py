@@ -18,6 +18,16 @@ from services.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
+# Each try at a write waits up to SQLite's busy_timeout (5 s) for another connection's write
+# lock; a write keeps trying this long in all before it fails with "database is locked".
+LOCK_PATIENCE_SECONDS = 30.0
+LOCKED_RETRY_SECONDS = 0.1
+
+
+def is_database_locked(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY: another connection holds the lock this statement needed."""
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
 
 class Database:
     """One aiosqlite connection shared by the repositories.
@@ -32,6 +42,7 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self.connection = connection
         self.path = path
+        self.lock_patience = LOCK_PATIENCE_SECONDS  # public so a test can shorten it
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -78,23 +89,60 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            begin = asyncio.ensure_future(self.connection.execute("BEGIN IMMEDIATE"))
-            try:
-                await asyncio.shield(begin)
-            except asyncio.CancelledError:
-                # The connection's thread runs BEGIN all the same: undo it, or every later
-                # transaction fails with "cannot start a transaction within a transaction".
-                with contextlib.suppress(Exception):
-                    await begin
-                    await self.connection.execute("ROLLBACK")
-                raise
+        await self._begin()
+        try:
             try:
                 yield self.connection
             except BaseException:
                 await self.connection.execute("ROLLBACK")
                 raise
             await self.connection.execute("COMMIT")
+        finally:
+            self._lock.release()
+
+    async def _begin(self) -> None:
+        """Take the lock and open a write transaction. While another connection holds SQLite's
+        write lock (an ``sqlite3`` shell, a backup), wait it out for up to ``lock_patience``
+        seconds, letting the lock go between tries so reads of this process go on."""
+        loop = asyncio.get_running_loop()
+        locked_since: float | None = None
+        while True:
+            await self._lock.acquire()
+            try:
+                await self._execute_begin()
+            except sqlite3.OperationalError as error:
+                self._lock.release()
+                if not is_database_locked(error):
+                    raise
+                now = loop.time()
+                if locked_since is None:
+                    locked_since = now
+                    log.warning(
+                        "database is locked by another connection: waiting up to %.0fs",
+                        self.lock_patience,
+                    )
+                if now - locked_since >= self.lock_patience:
+                    raise
+                await asyncio.sleep(LOCKED_RETRY_SECONDS)
+                continue
+            except BaseException:
+                self._lock.release()
+                raise
+            if locked_since is not None:
+                log.info("database lock released after %.1fs", loop.time() - locked_since)
+            return
+
+    async def _execute_begin(self) -> None:
+        begin = asyncio.ensure_future(self.connection.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            # The connection's thread runs BEGIN all the same: undo it, or every later
+            # transaction fails with "cannot start a transaction within a transaction".
+            with contextlib.suppress(Exception):
+                await begin
+                await self.connection.execute("ROLLBACK")
+            raise
 
     async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self._lock:
