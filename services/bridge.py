@@ -22,6 +22,7 @@ from enum import StrEnum
 
 import aiosqlite
 
+from services.backoff import RetryPolicy
 from services.email import mask_email, normalize_email
 from services.errors import (
     GetCourseBadResponse,
@@ -40,7 +41,6 @@ from services.errors import (
 from services.getcourse_import import GetCourseImportClient
 from services.models import Link
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
-from services.outbox import RetryPolicy
 from services.salebot import SalebotClient
 from services.storage.bridge import (
     CallbackRepository,
