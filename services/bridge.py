@@ -64,6 +64,7 @@ GC_USER_ID = re.compile(r"\d{1,20}")
 MAX_PARAMETERS = 50
 MAX_VALUE_LENGTH = 10_000  # Salebot allows 100 000; the body is capped at 64 KB anyway
 FIELD_WRITE_NOTICE = "field_write:"
+TIDY_EVERY = 60.0  # seconds between expiring old events and finding cut-off callbacks
 # Parameters of the call itself, never forwarded as variables.
 CONTROL_PARAMETERS = frozenset({"secret", "event", "user_id", "email", "event_id"})
 
@@ -408,7 +409,8 @@ class BridgeWorker:
         self._writes = FieldWriteRepository(database)
         self._callbacks = CallbackRepository(database)
         self._events = EventRepository(database)
-        self._started = False
+        self._tidied_at: float | None = None
+        self._sending: set[int] = set()  # callbacks this worker is sending right now
         self._listeners: list[Callable[[str], None]] = []
 
     def subscribe(self, listener: Callable[[str], None]) -> None:
@@ -421,19 +423,22 @@ class BridgeWorker:
 
     async def deliver_due(self) -> int:
         now = self._clock()
-        if not self._started:
-            self._started = True
-            if interrupted := await self._callbacks.interrupted(now):
-                log.warning(
-                    "%d salebot callbacks were cut off by a stop: not sent again", interrupted
-                )
-        await self._events.expire(now - self._settings.events_keep_days * DAY)
+        if self._tidied_at is None or now - self._tidied_at >= TIDY_EVERY:
+            self._tidied_at = now
+            await self._tidy(now)
         delivered = 0
         for write in await self._writes.due(now, self._batch_size):
             delivered += await self._write_fields(write)
         for callback in await self._callbacks.due(self._clock(), self._batch_size):
             delivered += await self._call_back(callback)
         return delivered
+
+    async def _tidy(self, now: float) -> None:
+        """Events that waited too long for a link expire; a callback left 'sending' by a stop
+        or a crash of this loop may have landed: it becomes 'uncertain', never sent again."""
+        await self._events.expire(now - self._settings.events_keep_days * DAY)
+        if cut_off := await self._callbacks.interrupted(now, keep=self._sending):
+            log.warning("%d salebot callbacks were cut off while sending: not sent again", cut_off)
 
     # -- GetCourse field writes --------------------------------------------------------------
 
@@ -537,11 +542,14 @@ class BridgeWorker:
         async with self._database.transaction() as tx:
             if not await CallbackRepository.mark_sending(tx, callback.id, self._clock()):
                 return 0
+        self._sending.add(callback.id)
         try:
             await self._salebot.callback(client_id, callback.message)
         except SalebotError as error:
             await self._callback_failed(callback, error, from_state="sending")
             return 0
+        finally:
+            self._sending.discard(callback.id)
         async with self._database.transaction() as tx:
             await CallbackRepository.settle(tx, callback.id, "delivered", now=self._clock())
         log.info(

@@ -410,3 +410,27 @@ async def test_the_events_endpoint_is_rate_limited(
         assert answer.status_code == 429
         assert int(answer.headers["Retry-After"]) >= 1
         assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 2
+
+
+async def test_a_callback_cut_off_by_a_stop_is_not_sent_again_after_the_restart(
+    standins: StandIns, fields_created: None
+) -> None:
+    settings = both_ways(standins, salebot_linked_message="", shutdown_timeout=0.5)
+    async with serving(standins, settings) as app:
+        await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+        await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
+        standins.salebot.delay_next("callback", 3.0)
+        await post_event(settings, secret=SECRET, event="paid", user_id="187654321")
+        await eventually(lambda: len(standins.salebot.requests_of("callback")) == 1)
+    # Stopped mid-call: Salebot may have taken it (the stand-in does, once its delay is over).
+    async with serving(standins, settings) as app:
+
+        async def uncertain() -> bool:
+            events = (await app.services.operators.card(IVAN)).events
+            return [event.delivery for event in events] == ["uncertain"]
+
+        await eventually(uncertain)
+        assert (
+            await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'sending'") == 0
+        )
+    assert len(standins.salebot.requests_of("callback")) == 1

@@ -9,6 +9,7 @@ Salebot write of the person is still pending."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -276,14 +277,15 @@ class CallbackRepository:
             (state, cause, error, retry_at, now, item_id, from_state),
         )
 
-    async def interrupted(self, now: float) -> int:
-        """Callbacks left 'sending' by a process that stopped mid-call: they may have landed."""
+    async def interrupted(self, now: float, keep: Collection[int]) -> int:
+        """Callbacks left 'sending' (but for those in ``keep``, being sent now) by a process
+        or a loop that stopped mid-call: they may have landed."""
         async with self._database.transaction() as tx:
             cursor = await tx.execute(
                 "UPDATE salebot_callbacks SET state = 'uncertain', cause = 'interrupted', "
-                "last_error = 'the process stopped while sending', updated_at = ? "
-                "WHERE state = 'sending'",
-                (now,),
+                "last_error = 'stopped while sending', updated_at = ? "
+                "WHERE state = 'sending' AND id NOT IN (SELECT value FROM json_each(?))",
+                (now, json.dumps(sorted(keep))),
             )
             return cursor.rowcount
 
