@@ -94,6 +94,8 @@ class StandIns:
             "salebot_base_url": self.salebot.base_url,
             "salebot_bot_username": FUNNEL_BOT,
             "database_path": self.database,
+            # Both run modes serve health on HEALTH_LISTEN: a free port, not the default.
+            "health_listen": f"127.0.0.1:{_free_port()}",
         }
         if mode == "webhook":
             port = _free_port()
@@ -101,7 +103,7 @@ class StandIns:
                 "mode": "webhook",
                 "webhook_url": f"http://127.0.0.1:{port}/updates",
                 "webhook_secret": SECRET,
-                "webhook_listen": f"127.0.0.1:{port}",
+                "http_listen": f"127.0.0.1:{port}",
             }
         return load_settings(_env_file=None, **values)
 
