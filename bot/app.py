@@ -39,6 +39,7 @@ from handlers.texts import Texts
 from services.coalescing import CoalescedExports
 from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
+from services.erasure import ErasureService
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient, PollSchedule
 from services.getcourse_tech import GetCourseTechClient
@@ -62,7 +63,7 @@ from services.storage.queued_lookups import QueuedLookupRepository
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"gc-salebot-link-bot/{__version__}"
-STUDENT_COMMANDS = ("start", "email", "cancel")
+STUDENT_COMMANDS = ("start", "email", "cancel", "forget")
 # The first notice after a quiet spell waits this long for the rest of its burst.
 NOTICE_GATHER_SECONDS = 2.0
 
@@ -85,6 +86,7 @@ class Services:
     notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
     profiles: ProfileBook
     operators: OperatorConsole
+    erasure: ErasureService  # /forget and /erase
 
     async def close(self) -> None:
         await self.getcourse_http.aclose()
@@ -200,6 +202,11 @@ async def create_services(settings: Settings) -> Services:
         deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
         keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
     )
+    profiles = ProfileBook(database)
+    reachability = Reachability(database)
+    erasure = ErasureService(
+        database, on_enqueued=outbox.wake, forget_cached=(profiles.forget, reachability.forget)
+    )
     return Services(
         database=database,
         getcourse_http=getcourse_http,
@@ -212,11 +219,12 @@ async def create_services(settings: Settings) -> Services:
         outbox=outbox,
         links=links,
         lookups=lookups,
-        reachability=Reachability(database),
+        reachability=reachability,
         calls=calls,
         notifier=notifier,
-        profiles=ProfileBook(database),
+        profiles=profiles,
         operators=operators,
+        erasure=erasure,
     )
 
 
@@ -259,6 +267,7 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         directory_sync=services.sync,
         profile_book=services.profiles,
         reachability=services.reachability,
+        erasure=services.erasure,
     )
     for observer in (dispatcher.message, dispatcher.callback_query):
         observer.outer_middleware(FloodGuard(exempt=settings.operator_ids))

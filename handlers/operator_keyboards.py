@@ -31,6 +31,12 @@ class LinkButton(CallbackData, prefix="op_link"):
 class UnlinkButton(CallbackData, prefix="op_unlink"):
     confirm: bool
     telegram_id: int
+    version: int  # Link.version: a press removes only the link it was shown for
+
+
+class EraseButton(CallbackData, prefix="op_erase"):
+    confirm: bool
+    telegram_id: int
 
 
 class RetryAllButton(CallbackData, prefix="op_retry"):
@@ -67,12 +73,22 @@ def link_keyboard(texts: Texts, telegram_id: int, gc_user_id: str) -> InlineKeyb
     return builder.as_markup()
 
 
-def unlink_keyboard(texts: Texts, telegram_id: int) -> InlineKeyboardMarkup:
+def unlink_keyboard(texts: Texts, telegram_id: int, version: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for confirm, text in ((True, "button_unlink_confirm"), (False, "button_cancel")):
         builder.button(
             text=texts.render(text),
-            callback_data=UnlinkButton(confirm=confirm, telegram_id=telegram_id),
+            callback_data=UnlinkButton(confirm=confirm, telegram_id=telegram_id, version=version),
+        )
+    return builder.as_markup()
+
+
+def erase_keyboard(texts: Texts, telegram_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for confirm, text in ((True, "button_erase_confirm"), (False, "button_cancel")):
+        builder.button(
+            text=texts.render(text),
+            callback_data=EraseButton(confirm=confirm, telegram_id=telegram_id),
         )
     return builder.as_markup()
 

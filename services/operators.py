@@ -110,6 +110,13 @@ class Unlinked:
 
 
 @dataclass(frozen=True)
+class LinkChanged:
+    """The link is no longer the one the operator confirmed removing: nothing was done."""
+
+    link: Link
+
+
+@dataclass(frozen=True)
 class QueueReport:
     waiting: dict[tuple[str, str | None], int]  # (state, cause) -> writes
     oldest: list[Delivery]
@@ -322,20 +329,26 @@ class OperatorConsole:
         )
         return Linked(link=link, previous=previous)
 
-    async def unlink(self, operator_id: int, telegram_id: int) -> Unlinked | None:
+    async def unlink(
+        self, operator_id: int, telegram_id: int, version: int | None = None
+    ) -> Unlinked | LinkChanged | None:
         """Remove the link and, unless configured to keep them, blank our Salebot variables.
-        ``None`` when the person is not linked."""
+        ``None`` when the person is not linked; ``LinkChanged`` when ``version`` (the
+        ``Link.version`` the operator was shown) is no longer the link's."""
         now = self._clock()
         clear = not self._keep_variables
         async with self._database.transaction() as tx:
             link = await LinkRepository.get_in(tx, telegram_id)
             if link is None:
                 return None
+            if version is not None and link.version != version:
+                return LinkChanged(link)
             await LinkRepository.delete_in(tx, telegram_id)
             await DeliveryRepository.withdraw(tx, telegram_id, now)
             if clear:
-                blank = dict.fromkeys(salebot_variables(link), "")
-                await OutboxRepository.enqueue(tx, telegram_id, blank, now)
+                await OutboxRepository.enqueue_blank(
+                    tx, telegram_id, now, erase_when_delivered=False
+                )
             await LinkEventRepository.record(
                 tx, LinkEventKind.UNLINKED, telegram_id, now, operator_id
             )
