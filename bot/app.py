@@ -52,6 +52,7 @@ from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
 from services.profiles import ProfileBook
 from services.reachability import Reachability
+from services.retention import RetentionCleanup
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
@@ -330,6 +331,8 @@ class App:
             incremental_every=settings.getcourse_incremental_sync_minutes * 60,
         )
         background.add(asyncio.create_task(scheduler.run(), name="directory-sync"))
+        cleanup = RetentionCleanup(services.database, settings.retention_days)
+        background.add(asyncio.create_task(cleanup.run(), name="retention-cleanup"))
         app = cls(settings, services, bot, dispatcher, metrics, lock, worker)
         keeper = asyncio.create_task(lock.keep(app._on_lock_lost), name="instance-lock")
         try:
@@ -340,6 +343,7 @@ class App:
             services.outbox.stop()
             services.notifier.stop()
             scheduler.stop()  # a sync cut off mid-window resumes at its saved export
+            cleanup.stop()
             await services.sync.stop()
             # The item in delivery may finish; cut off, it stays queued for the next start.
             await finish_tasks({*background, keeper}, app.begin_stop(), "background tasks")

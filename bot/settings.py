@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     getcourse_lookups_per_hour: int = Field(default=600, ge=1)
 
     database_path: Path = Path("data/bot.sqlite3")
+    retention_days: int = Field(default=180, ge=1)
     bot_language: Literal["ru", "en"] = "ru"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
