@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     database_path: Path = Path("data/bot.sqlite3")
     retention_days: int = Field(default=180, ge=1)
     bot_language: Literal["ru", "en"] = "ru"
+    school_name: str | None = Field(default=None, max_length=100)
+    privacy_policy_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -119,7 +121,13 @@ class Settings(BaseSettings):
             raise ValueError("needs at least one Telegram user ID")
         return value
 
-    @field_validator("telegram_api_url", "getcourse_base_url", "salebot_base_url", "webhook_url")
+    @field_validator(
+        "telegram_api_url",
+        "getcourse_base_url",
+        "salebot_base_url",
+        "webhook_url",
+        "privacy_policy_url",
+    )
     @classmethod
     def _safe_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -130,6 +138,8 @@ class Settings(BaseSettings):
             raise ValueError("must be a full URL such as https://example.com")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             raise ValueError("must use https:// (plain http:// only for loopback hosts)")
+        if any(char.isspace() or char in "<>\"'" for char in url):
+            raise ValueError("must be a URL without spaces, quotes or angle brackets")
         return url
 
     @field_validator("getcourse_account")

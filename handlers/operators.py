@@ -74,15 +74,23 @@ PROPOSAL_KEY = "operator_link_proposal"
 
 
 class FromOperator(Filter):
-    """Passes updates from the Telegram users in ``operator_ids`` (workflow data)."""
+    """Passes updates from the Telegram users in ``operator_ids`` (workflow data), in their
+    private chat with the bot or in ``operator_chat_id``: in any other group the console says
+    nothing, since anyone there would read it."""
 
     async def __call__(
         self,
         event: TelegramObject,
         event_from_user: User | None = None,
+        event_chat: Chat | None = None,
         operator_ids: frozenset[int] = frozenset(),
+        operator_chat_id: int | None = None,
     ) -> bool:
-        return event_from_user is not None and event_from_user.id in operator_ids
+        if event_from_user is None or event_from_user.id not in operator_ids:
+            return False
+        return event_chat is not None and (
+            event_chat.type == "private" or event_chat.id == operator_chat_id
+        )
 
 
 class ButtonMessage(Filter):

@@ -62,19 +62,37 @@ def router() -> Router:
 
 
 async def on_start(
-    message: Message, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    school_name: str | None = None,
+    privacy_policy_url: str | None = None,
 ) -> None:
     assert message.from_user is not None
     link = await link_service.current_link(message.from_user.id)
     if link is None:
         await state.set_state(LinkDialog.waiting_email)
-        await message.answer(texts.render("start_new"))
+        await message.answer(first_message(texts, school_name, privacy_policy_url))
         return
     await state.clear()
     await message.answer(
         texts.render("start_linked", email=mask_email(link.email)),
         reply_markup=change_email_keyboard(texts),
     )
+
+
+def first_message(texts: Texts, school_name: str | None, privacy_policy_url: str | None) -> str:
+    """The greeting, the request for the email, and one line on what is kept and why."""
+    greeting = (
+        texts.render("greeting_school", school=school_name)
+        if school_name
+        else texts.render("greeting")
+    )
+    privacy = texts.render("privacy_note")
+    if privacy_policy_url:
+        privacy += "\n" + texts.render("privacy_policy", url=privacy_policy_url)
+    return "\n\n".join([greeting, texts.render("start_new"), privacy])
 
 
 async def on_change_email_command(message: Message, state: FSMContext, texts: Texts) -> None:

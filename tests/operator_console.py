@@ -133,7 +133,7 @@ def plain(markup: str) -> str:
 
 
 async def console_for(standins: StandIns, **settings: Any) -> AsyncGenerator[Console, None]:
-    config = standins.settings(**settings)
+    config = standins.settings(**{"operator_chat_id": OPERATOR_CHAT, **settings})
     services = await create_services(config)
     bot = create_bot(config)
     dispatcher = create_dispatcher(config, services)
