@@ -15,7 +15,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
-WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+WEBHOOK_SECRET_CHARACTERS = re.compile(r"^[A-Za-z0-9_-]*$")
+# Telegram accepts 1 to 256; fewer than 16 could be guessed by whoever finds the webhook URL.
+WEBHOOK_SECRET_LENGTH = (16, 256)
 ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,64}$")
 
@@ -183,11 +185,9 @@ class Settings(BaseSettings):
         if self.mode == "webhook":
             if not self.webhook_url:
                 raise ValueError("WEBHOOK_URL is required when MODE=webhook")
-            secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
-            if not WEBHOOK_SECRET_PATTERN.match(secret):
-                raise ValueError(
-                    "WEBHOOK_SECRET is required when MODE=webhook (1-256 of A-Z a-z 0-9 _ -)"
-                )
+            _check_webhook_secret(
+                self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+            )
         return self
 
     @property
@@ -223,6 +223,21 @@ def _first_problem(error: ValidationError) -> str:
     if problem["type"] == "missing":
         return f"Configuration error: {names[0]} is required but not set"
     return f"Configuration error: {names[0]}: {message}"
+
+
+def _check_webhook_secret(secret: str) -> None:
+    shortest, longest = WEBHOOK_SECRET_LENGTH
+    if not secret:
+        raise ValueError(
+            f"WEBHOOK_SECRET is required when MODE=webhook ({shortest}-{longest} characters "
+            "of A-Z a-z 0-9 _ -)"
+        )
+    if not WEBHOOK_SECRET_CHARACTERS.match(secret):
+        raise ValueError("WEBHOOK_SECRET may hold only A-Z a-z 0-9 _ - (Telegram's rule)")
+    if not shortest <= len(secret) <= longest:
+        raise ValueError(
+            f"WEBHOOK_SECRET must be {shortest} to {longest} characters long (it has {len(secret)})"
+        )
 
 
 def split_host_port(value: str) -> tuple[str, int]:
