@@ -51,7 +51,8 @@ class Link:
     def version(self) -> int:
         """Changes whenever the link does (microseconds of ``updated_at``): a confirmation
         button carries it, so a press confirms only the link it was shown for."""
-        return (self.updated_at - EPOCH) // timedelta(microseconds=1)
+        stamp = self.updated_at if self.updated_at.tzinfo else self.updated_at.replace(tzinfo=UTC)
+        return (stamp - EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

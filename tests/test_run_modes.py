@@ -4,8 +4,11 @@ bot's aiohttp server) and polling with its health server; one database moving be
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FUNNEL_BOT, Person, StandIns, eventually
@@ -265,14 +268,19 @@ async def test_readiness_writes_to_the_database_at_most_once_a_second(
             assert row is not None
             return float(row[0])
 
-        assert (await get(listen, "/readyz")).status_code == 200
-        written = await heartbeat()
-        for _ in range(20):  # a probe storm within the second
-            assert (await get(listen, "/readyz")).status_code == 200
-        assert await heartbeat() == written
+        async with httpx.AsyncClient(base_url=f"http://{listen}", timeout=5) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            written = {await heartbeat()}
+            started = time.monotonic()
+            for _ in range(30):  # a probe storm
+                assert (await http.get("/readyz")).status_code == 200
+                written.add(await heartbeat())
+            seconds = time.monotonic() - started
+            # One write per started second at most (a busy machine may stretch the storm).
+            assert len(written) - 1 <= math.floor(seconds) + 1
 
-        async def written_again() -> bool:
-            await get(listen, "/readyz")
-            return await heartbeat() > written
+            async def written_again() -> bool:
+                await http.get("/readyz")
+                return await heartbeat() > max(written)
 
-        await eventually(written_again)  # a probe after the second checks the database again
+            await eventually(written_again)  # a probe after the second checks the database again
