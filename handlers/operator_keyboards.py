@@ -26,6 +26,7 @@ class LinkButton(CallbackData, prefix="op_link"):
     confirm: bool
     telegram_id: int
     gc_user_id: str
+    version: int  # Link.version of the link it replaces (0: none): confirms only that one
 
 
 class UnlinkButton(CallbackData, prefix="op_unlink"):
@@ -61,13 +62,15 @@ def card_keyboard(texts: Texts, telegram_id: int, *, linked: bool) -> InlineKeyb
     return builder.as_markup()
 
 
-def link_keyboard(texts: Texts, telegram_id: int, gc_user_id: str) -> InlineKeyboardMarkup:
+def link_keyboard(
+    texts: Texts, telegram_id: int, gc_user_id: str, version: int
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for confirm, text in ((True, "button_link_confirm"), (False, "button_cancel")):
         builder.button(
             text=texts.render(text),
             callback_data=LinkButton(
-                confirm=confirm, telegram_id=telegram_id, gc_user_id=gc_user_id
+                confirm=confirm, telegram_id=telegram_id, gc_user_id=gc_user_id, version=version
             ),
         )
     return builder.as_markup()

@@ -199,7 +199,9 @@ async def on_link(
     )
     await message.answer(
         views.proposal(texts, outcome, private=private),
-        reply_markup=link_keyboard(texts, telegram_id, user.id),
+        reply_markup=link_keyboard(
+            texts, telegram_id, user.id, outcome.current.version if outcome.current else 0
+        ),
     )
 
 
@@ -232,9 +234,15 @@ async def on_link_button(
         first_name=saved["first_name"],
         last_name=saved["last_name"],
     )
-    outcome = await operator_console.link(query.from_user.id, callback_data.telegram_id, user)
+    outcome = await operator_console.link(
+        query.from_user.id, callback_data.telegram_id, user, callback_data.version
+    )
     await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
-    await message.edit_text(views.linked(texts, outcome, private=_private(message.chat)))
+    if isinstance(outcome, LinkChanged):
+        text = texts.render("link_stale", telegram_id=callback_data.telegram_id)
+    else:
+        text = views.linked(texts, outcome, private=_private(message.chat))
+    await message.edit_text(text)
     await query.answer()
 
 

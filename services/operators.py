@@ -111,9 +111,10 @@ class Unlinked:
 
 @dataclass(frozen=True)
 class LinkChanged:
-    """The link is no longer the one the operator confirmed removing: nothing was done."""
+    """The link is no longer the one the operator's confirmation was shown for (``None``: no
+    link any more): nothing was done."""
 
-    link: Link
+    link: Link | None
 
 
 @dataclass(frozen=True)
@@ -290,12 +291,17 @@ class OperatorConsole:
             holders=await self._queries.ids_holding(user.email, user.id, besides=telegram_id),
         )
 
-    async def link(self, operator_id: int, telegram_id: int, user: GetCourseUser) -> Linked:
-        """Store the link an operator confirmed, with its Salebot write."""
+    async def link(
+        self, operator_id: int, telegram_id: int, user: GetCourseUser, version: int | None = None
+    ) -> Linked | LinkChanged:
+        """Store the link an operator confirmed, with its Salebot write; ``LinkChanged`` when
+        ``version`` (of the link replaced, 0 for none) is no longer the person's link."""
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC)
         async with self._database.transaction() as tx:
             previous = await LinkRepository.get_in(tx, telegram_id)
+            if version is not None and (previous.version if previous else 0) != version:
+                return LinkChanged(previous)
             link = Link(
                 telegram_id=telegram_id,
                 email=user.email,

@@ -281,6 +281,21 @@ async def test_link_warns_when_someone_else_holds_the_email(console: Console) ->
     assert f"уже привязан к Telegram {IVAN}" in proposal
 
 
+async def test_an_old_link_button_does_not_replace_a_newer_link(console: Console) -> None:
+    await console.say(f"/link {IVAN} anna@example.org")
+    proposal = console.last()
+    assert f"Telegram {IVAN} сейчас не привязан." in plain(proposal.text or "")
+    await console.link_student(IVAN, "ivan.petrov@example.com")  # Ivan links himself meanwhile
+
+    await console.press(proposal, "Привязать")
+
+    assert console.text() == said("link_stale", telegram_id=IVAN)
+    link = await console.services.links.current_link(IVAN)
+    assert link is not None
+    assert link.email == "ivan.petrov@example.com"
+    assert await console.rows("SELECT * FROM operator_audit") == []
+
+
 async def test_link_cancelled_changes_nothing(console: Console) -> None:
     await console.say(f"/link {NEWCOMER} anna@example.org")
     await console.press(console.last(), "Отмена")
