@@ -1,5 +1,6 @@
 """Webhook mode: aiogram's aiohttp request handler on ``WEBHOOK_LISTEN``, at the path of
-``WEBHOOK_URL``, next to the health routes.
+``WEBHOOK_URL``; the health routes beside it, or on a server of their own on ``HEALTH_LISTEN``
+when that is set (so they need not be reachable from where Telegram posts).
 
 Telegram gets its 200 as soon as an update is read and the update is handled in the background
 (a link can wait minutes for GetCourse; Telegram would resend after 60 s), so updates arriving
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from bot.app import App
 from bot.draining import finish_tasks
-from bot.health import add_health_routes
+from bot.health import HealthServer, add_health_routes
 from bot.settings import split_host_port
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,17 @@ class WebhookRunner:
         # the dispatcher's shutdown hooks run.
         self._handler.register(web_app, path=urlsplit(self._url).path or "/")
         setup_application(web_app, app.dispatcher, bot=app.bot)
-        add_health_routes(web_app, app)
+        listen = settings.health_listen
+        self._health = HealthServer(app, listen) if listen else None
+        if self._health is None:
+            add_health_routes(web_app, app)
         self._runner = web.AppRunner(web_app, access_log=None)
 
     async def start(self) -> None:
         """Listen first, then tell Telegram where to post."""
         app = self._app
+        if self._health is not None:
+            await self._health.start()
         host, port = split_host_port(app.settings.webhook_listen)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -97,10 +103,11 @@ class WebhookRunner:
         The webhook stays set: Telegram keeps the updates that arrive meanwhile and delivers
         them to the next start."""
         self._app.begin_stop()
-        if self._runner.server is None:
-            return  # stopped before it listened
-        # Sites close, the open connections finish their request, on_shutdown drains.
-        await self._runner.cleanup()
-        # An update whose request was still being read when the drain began.
-        await self._handler.drain()
-        log.info("webhook server stopped")
+        if self._runner.server is not None:
+            # Sites close, the open connections finish their request, on_shutdown drains.
+            await self._runner.cleanup()
+            # An update whose request was still being read when the drain began.
+            await self._handler.drain()
+            log.info("webhook server stopped")
+        if self._health is not None:
+            await self._health.stop()
