@@ -276,8 +276,8 @@ async def lookup_latency(rows: int, samples: int = 2000) -> tuple[float, float]:
         with sqlite3.connect(path) as connection:
             connection.executemany(
                 "INSERT INTO gc_directory (gc_user_id, email, phone, first_name, last_name, "
-                "created_at, custom_fields, synced_at) VALUES (?, ?, ?, 'Имя', 'Фамилия', "
-                "'2024-01-01 10:00:00', '{\"Тариф\": \"Базовый\"}', 0)",
+                "created_at, synced_at) VALUES (?, ?, ?, 'Имя', 'Фамилия', "
+                "'2024-01-01 10:00:00', 0)",
                 ((str(n), f"user{n}@example.com", f"7900{n:07d}") for n in range(rows)),
             )
         database = await Database.open(path)

@@ -41,6 +41,7 @@ from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkF
 from services.coalescing import CoalescedExports
 from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
+from services.erasure import ErasureService
 from services.export_budget import ExportBudget, ImportBudget
 from services.getcourse import GetCourseClient, PollSchedule
 from services.getcourse_import import GetCourseImportClient
@@ -54,6 +55,7 @@ from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker
 from services.profiles import ProfileBook
 from services.reachability import Reachability
+from services.retention import RetentionCleanup
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
@@ -66,7 +68,7 @@ from services.supervision import Supervisor
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"gc-salebot-link-bot/{__version__}"
-STUDENT_COMMANDS = ("start", "email", "cancel")
+STUDENT_COMMANDS = ("start", "email", "cancel", "forget")
 # The first notice after a quiet spell waits this long for the rest of its burst.
 NOTICE_GATHER_SECONDS = 2.0
 
@@ -93,6 +95,7 @@ class Services:
     follow_ups: LinkFollowUps  # what a link change sets off: field writes, callbacks, events
     bridge: BridgeWorker  # delivers GetCourse field writes and Salebot callbacks
     events: GetCourseEvents  # /getcourse/events
+    erasure: ErasureService  # /forget and /erase
     supervisor: Supervisor  # keeps the background loops running; readiness reads it
 
     async def close(self) -> None:
@@ -241,6 +244,14 @@ async def create_services(settings: Settings) -> Services:
         follow_ups=follow_ups,
         supervisor=supervisor,
     )
+    profiles = ProfileBook(database)
+    reachability = Reachability(database)
+    erasure = ErasureService(
+        database,
+        on_enqueued=outbox.wake,
+        forget_cached=(profiles.forget, reachability.forget),
+        follow_ups=follow_ups,
+    )
     return Services(
         database=database,
         getcourse_http=getcourse_http,
@@ -253,15 +264,16 @@ async def create_services(settings: Settings) -> Services:
         outbox=outbox,
         links=links,
         lookups=lookups,
-        reachability=Reachability(database),
+        reachability=reachability,
         calls=calls,
         notifier=notifier,
-        profiles=ProfileBook(database),
+        profiles=profiles,
         operators=operators,
         import_budget=import_budget,
         follow_ups=follow_ups,
         bridge=bridge,
         events=events,
+        erasure=erasure,
         supervisor=supervisor,
     )
 
@@ -301,10 +313,14 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         lookup_queue=services.lookups,
         queued_notice_after=settings.getcourse_queued_notice_seconds,
         operator_ids=settings.operator_ids,
+        operator_chat_id=settings.operator_chat_id,
+        school_name=settings.school_name,
+        privacy_policy_url=settings.privacy_policy_url,
         operator_console=services.operators,
         directory_sync=services.sync,
         profile_book=services.profiles,
         reachability=services.reachability,
+        erasure=services.erasure,
     )
     for observer in (dispatcher.message, dispatcher.callback_query):
         observer.outer_middleware(FloodGuard(exempt=settings.operator_ids))
@@ -375,6 +391,8 @@ class App:
             incremental_every=settings.getcourse_incremental_sync_minutes * 60,
         )
         background.add(supervisor.start("directory_sync", scheduler.run))
+        cleanup = RetentionCleanup(services.database, settings.retention_days)
+        background.add(supervisor.start("retention_cleanup", cleanup.run))
         app = cls(settings, services, bot, dispatcher, metrics, lock)
         keeper = supervisor.start("instance_lock", functools.partial(lock.keep, app._on_lock_lost))
         try:
@@ -386,6 +404,7 @@ class App:
             services.outbox.stop()
             services.notifier.stop()
             scheduler.stop()  # a sync cut off mid-window resumes at its saved export
+            cleanup.stop()
             await services.sync.stop()
             # The item in delivery may finish; cut off, it stays queued for the next start.
             await finish_tasks({*background, keeper}, app.begin_stop(), "background tasks")

@@ -14,6 +14,7 @@ from bot.app import Services, create_bot, create_services
 from bot.log_setup import Redactor
 from bot.settings import Settings
 from services.errors import GetCourseError, SalebotError, StartupError
+from services.redaction import error_text
 
 Outcome = tuple[bool, str]
 
@@ -62,7 +63,7 @@ async def _getcourse(settings: Settings, services: Services) -> Outcome:
     try:
         groups = await services.getcourse.list_groups()
     except GetCourseError as error:
-        return False, f"{settings.getcourse_url}: {error}"
+        return False, f"{settings.getcourse_url}: {error_text(error)}"
     used = await services.budget.used()
     return True, (
         f"key accepted by {settings.getcourse_url} ({len(groups)} groups); export budget: "
@@ -82,7 +83,7 @@ async def _salebot(settings: Settings, services: Services, me: list[str]) -> Out
     try:
         channels = await services.salebot.connected_channels()
     except SalebotError as error:
-        return False, f"{settings.salebot_base_url}: {error}"
+        return False, f"{settings.salebot_base_url}: {error_text(error)}"
     # For Telegram, Salebot's group_id is the bot's username.
     names = {ch.group_id for ch in channels if ch.platform == "telegram" and ch.group_id}
     if wanted.casefold() in {name.casefold() for name in names}:

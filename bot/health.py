@@ -20,16 +20,19 @@ log = logging.getLogger(__name__)
 
 # A readiness probe must answer even when the database is stuck (SQLite waits up to 5 s).
 PROBE_TIMEOUT = 3.0
+# How long one database check answers the readiness probes.
+DATABASE_CHECK_SECONDS = 1.0
 
 
 def add_health_routes(web_app: web.Application, app: App) -> None:
     scrape = make_aiohttp_handler(app.metrics.registry)
+    database = DatabaseProbe(app)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"alive": True})
 
     async def readyz(request: web.Request) -> web.Response:
-        checks = await readiness(app)
+        checks = await readiness(app, database)
         ready = all(check["ok"] for check in checks.values())
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -44,11 +47,11 @@ def add_health_routes(web_app: web.Application, app: App) -> None:
     web_app.router.add_get("/metrics", metrics)
 
 
-async def readiness(app: App) -> dict[str, dict[str, Any]]:
+async def readiness(app: App, database: DatabaseProbe) -> dict[str, dict[str, Any]]:
     """Each check with ``ok`` and what an operator needs to see why not."""
     checks: dict[str, dict[str, Any]] = {
         "taking_updates": {"ok": app.stop_deadline is None},
-        "database": await _database(app),
+        "database": await database.check(),
         "background": _background(app),
     }
     for service in (GETCOURSE, SALEBOT):
@@ -79,16 +82,35 @@ def _background(app: App) -> dict[str, Any]:
     return {"ok": all(status.healthy for status in statuses), "loops": loops}
 
 
-async def _database(app: App) -> dict[str, Any]:
-    """Writable, and still ours: the heartbeat of the instance lock is a real write."""
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            ours = await app.lock.heartbeat()
-    except (TimeoutError, aiosqlite.Error) as error:
-        return {"ok": False, "error": f"not writable: {type(error).__name__}: {error}"}
-    if not ours:
-        return {"ok": False, "error": "another process took over the database lock"}
-    return {"ok": True}
+class DatabaseProbe:
+    """Writable, and still ours: the heartbeat of the instance lock is a real write, so its
+    result serves every probe for ``DATABASE_CHECK_SECONDS`` (a probe every few milliseconds
+    must not become a write every few milliseconds). One check runs at a time."""
+
+    def __init__(self, app: App, ttl: float = DATABASE_CHECK_SECONDS) -> None:
+        self._app = app
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._result: dict[str, Any] | None = None
+        self._checked_at = 0.0
+
+    async def check(self) -> dict[str, Any]:
+        async with self._lock:
+            now = asyncio.get_running_loop().time()
+            if self._result is None or now - self._checked_at >= self._ttl:
+                self._result = await self._write()
+                self._checked_at = asyncio.get_running_loop().time()
+            return self._result
+
+    async def _write(self) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                ours = await self._app.lock.heartbeat()
+        except (TimeoutError, aiosqlite.Error) as error:
+            return {"ok": False, "error": f"not writable: {type(error).__name__}: {error}"}
+        if not ours:
+            return {"ok": False, "error": "another process took over the database lock"}
+        return {"ok": True}
 
 
 def _iso(timestamp: float | None) -> str | None:

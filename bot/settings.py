@@ -30,7 +30,9 @@ from pydantic_settings import (
 )
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
-WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+WEBHOOK_SECRET_CHARACTERS = re.compile(r"^[A-Za-z0-9_-]*$")
+# Telegram accepts 1 to 256; fewer than 16 could be guessed by whoever finds the webhook URL.
+WEBHOOK_SECRET_LENGTH = (16, 256)
 ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,64}$")
 # Pasted into the GetCourse process's URL, so URL-safe; long enough not to be guessed.
@@ -112,7 +114,10 @@ class Settings(BaseSettings):
     getcourse_lookups_per_hour: int = Field(default=600, ge=1)
 
     database_path: Path = Path("data/bot.sqlite3")
+    retention_days: int = Field(default=180, ge=1)
     bot_language: Literal["ru", "en"] = "ru"
+    school_name: str | None = Field(default=None, max_length=100)
+    privacy_policy_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -178,7 +183,13 @@ class Settings(BaseSettings):
             raise ValueError("needs at least one Telegram user ID")
         return value
 
-    @field_validator("telegram_api_url", "getcourse_base_url", "salebot_base_url", "webhook_url")
+    @field_validator(
+        "telegram_api_url",
+        "getcourse_base_url",
+        "salebot_base_url",
+        "webhook_url",
+        "privacy_policy_url",
+    )
     @classmethod
     def _safe_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -189,6 +200,8 @@ class Settings(BaseSettings):
             raise ValueError("must be a full URL such as https://example.com")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             raise ValueError("must use https:// (plain http:// only for loopback hosts)")
+        if any(char.isspace() or char in "<>\"'" for char in url):
+            raise ValueError("must be a URL without spaces, quotes or angle brackets")
         return url
 
     @field_validator("getcourse_account")
@@ -252,11 +265,9 @@ class Settings(BaseSettings):
                     f"WEBHOOK_URL: Telegram posts webhooks only to ports 443, 80, 88 or 8443, "
                     f"not {port}"
                 )
-            secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
-            if not WEBHOOK_SECRET_PATTERN.match(secret):
-                raise ValueError(
-                    "WEBHOOK_SECRET is required when MODE=webhook (1-256 of A-Z a-z 0-9 _ -)"
-                )
+            _check_webhook_secret(
+                self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+            )
         return self
 
     @property
@@ -308,6 +319,21 @@ def _first_problem(error: ValidationError) -> str:
     if problem["type"] == "missing":
         return f"Configuration error: {names[0]} is required but not set"
     return f"Configuration error: {names[0]}: {message}"
+
+
+def _check_webhook_secret(secret: str) -> None:
+    shortest, longest = WEBHOOK_SECRET_LENGTH
+    if not secret:
+        raise ValueError(
+            f"WEBHOOK_SECRET is required when MODE=webhook ({shortest}-{longest} characters "
+            "of A-Z a-z 0-9 _ -)"
+        )
+    if not WEBHOOK_SECRET_CHARACTERS.match(secret):
+        raise ValueError("WEBHOOK_SECRET may hold only A-Z a-z 0-9 _ - (Telegram's rule)")
+    if not shortest <= len(secret) <= longest:
+        raise ValueError(
+            f"WEBHOOK_SECRET must be {shortest} to {longest} characters long (it has {len(secret)})"
+        )
 
 
 def split_host_port(value: str) -> tuple[str, int]:

@@ -17,3 +17,14 @@ def change_email_keyboard(texts: Texts) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.render("button_change_email"), callback_data=ChangeEmail())
     return builder.as_markup()
+
+
+class ForgetButton(CallbackData, prefix="forget"):
+    confirm: bool
+
+
+def forget_keyboard(texts: Texts) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for confirm, text in ((True, "button_forget_confirm"), (False, "button_forget_cancel")):
+        builder.button(text=texts.render(text), callback_data=ForgetButton(confirm=confirm))
+    return builder.as_markup()

@@ -26,9 +26,16 @@ class LinkButton(CallbackData, prefix="op_link"):
     confirm: bool
     telegram_id: int
     gc_user_id: str
+    version: int  # Link.version of the link it replaces (0: none): confirms only that one
 
 
 class UnlinkButton(CallbackData, prefix="op_unlink"):
+    confirm: bool
+    telegram_id: int
+    version: int  # Link.version: a press removes only the link it was shown for
+
+
+class EraseButton(CallbackData, prefix="op_erase"):
     confirm: bool
     telegram_id: int
 
@@ -55,24 +62,36 @@ def card_keyboard(texts: Texts, telegram_id: int, *, linked: bool) -> InlineKeyb
     return builder.as_markup()
 
 
-def link_keyboard(texts: Texts, telegram_id: int, gc_user_id: str) -> InlineKeyboardMarkup:
+def link_keyboard(
+    texts: Texts, telegram_id: int, gc_user_id: str, version: int
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for confirm, text in ((True, "button_link_confirm"), (False, "button_cancel")):
         builder.button(
             text=texts.render(text),
             callback_data=LinkButton(
-                confirm=confirm, telegram_id=telegram_id, gc_user_id=gc_user_id
+                confirm=confirm, telegram_id=telegram_id, gc_user_id=gc_user_id, version=version
             ),
         )
     return builder.as_markup()
 
 
-def unlink_keyboard(texts: Texts, telegram_id: int) -> InlineKeyboardMarkup:
+def unlink_keyboard(texts: Texts, telegram_id: int, version: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for confirm, text in ((True, "button_unlink_confirm"), (False, "button_cancel")):
         builder.button(
             text=texts.render(text),
-            callback_data=UnlinkButton(confirm=confirm, telegram_id=telegram_id),
+            callback_data=UnlinkButton(confirm=confirm, telegram_id=telegram_id, version=version),
+        )
+    return builder.as_markup()
+
+
+def erase_keyboard(texts: Texts, telegram_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for confirm, text in ((True, "button_erase_confirm"), (False, "button_cancel")):
+        builder.button(
+            text=texts.render(text),
+            callback_data=EraseButton(confirm=confirm, telegram_id=telegram_id),
         )
     return builder.as_markup()
 

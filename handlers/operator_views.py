@@ -23,6 +23,7 @@ from services.operators import (
     Stats,
     Unlinked,
 )
+from services.redaction import error_text
 from services.storage.audit import AuditEntry
 from services.storage.bridge import FieldWrite, GetCourseEvent
 from services.storage.deliveries import Delivery
@@ -139,7 +140,7 @@ def delivery(texts: Texts, write: Delivery) -> str:
         "attempts": write.attempts,
         "created_at": moment(write.created_at),
         "next_at": moment(write.next_attempt_at),
-        "error": _short(write.last_error or "", ERROR_LIMIT),
+        "error": _short(error_text(write.last_error or ""), ERROR_LIMIT),
     }
     if write.state == "pending":
         if write.cause is None:
@@ -220,6 +221,20 @@ def unlinked(texts: Texts, outcome: Unlinked, *, private: bool) -> str:
         telegram_id=outcome.link.telegram_id,
         email=shown_email(outcome.link.email, private=private),
     )
+
+
+def erase_question(texts: Texts, person: PersonCard, *, private: bool) -> str:
+    lines = [texts.render("erase_question", telegram_id=person.telegram_id)]
+    if person.link is not None:
+        lines.append(
+            texts.render(
+                "erase_question_linked",
+                email=shown_email(person.link.email, private=private),
+                gc_user_id=person.link.gc_user_id,
+            )
+        )
+    lines.append(texts.render("erase_question_what"))
+    return "\n".join(lines)
 
 
 def history(texts: Texts, telegram_id: int, entries: list[HistoryEntry]) -> str:

@@ -25,13 +25,16 @@ from aiogram.types import (
 from aiogram.utils.chat_action import ChatActionSender
 
 from handlers import operator_views as views
+from handlers.erasure_views import erased
 from handlers.operator_keyboards import (
     CardAction,
     CardButton,
+    EraseButton,
     LinkButton,
     RetryAllButton,
     UnlinkButton,
     card_keyboard,
+    erase_keyboard,
     link_keyboard,
     retry_keyboard,
     unlink_keyboard,
@@ -39,10 +42,12 @@ from handlers.operator_keyboards import (
 from handlers.texts import Texts
 from services.directory_sync import DirectorySync, SyncKind, SyncProgress, SyncResult
 from services.email import normalize_email
+from services.erasure import ErasureService
 from services.errors import GetCourseError, InvalidEmail
 from services.linking import NotFound
 from services.models import GetCourseUser
-from services.operators import InvalidQuery, OperatorConsole
+from services.operators import InvalidQuery, LinkChanged, OperatorConsole
+from services.redaction import error_text
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ OPERATOR_COMMANDS = (
     "audit",
     "health",
     "sync",
+    "erase",
 )
 AUDIT_DEFAULT = 10
 AUDIT_MAX = 20  # more would not fit one Telegram message
@@ -68,15 +74,23 @@ PROPOSAL_KEY = "operator_link_proposal"
 
 
 class FromOperator(Filter):
-    """Passes updates from the Telegram users in ``operator_ids`` (workflow data)."""
+    """Passes updates from the Telegram users in ``operator_ids`` (workflow data), in their
+    private chat with the bot or in ``operator_chat_id``: in any other group the console says
+    nothing, since anyone there would read it."""
 
     async def __call__(
         self,
         event: TelegramObject,
         event_from_user: User | None = None,
+        event_chat: Chat | None = None,
         operator_ids: frozenset[int] = frozenset(),
+        operator_chat_id: int | None = None,
     ) -> bool:
-        return event_from_user is not None and event_from_user.id in operator_ids
+        if event_from_user is None or event_from_user.id not in operator_ids:
+            return False
+        return event_chat is not None and (
+            event_chat.type == "private" or event_chat.id == operator_chat_id
+        )
 
 
 class ButtonMessage(Filter):
@@ -103,9 +117,11 @@ def router() -> Router:
     router.message.register(on_audit, Command("audit"))
     router.message.register(on_health, Command("health"))
     router.message.register(on_sync, Command("sync"))
+    router.message.register(on_erase, Command("erase"))
     router.callback_query.register(on_card_button, CardButton.filter(), ButtonMessage())
     router.callback_query.register(on_link_button, LinkButton.filter(), ButtonMessage())
     router.callback_query.register(on_unlink_button, UnlinkButton.filter(), ButtonMessage())
+    router.callback_query.register(on_erase_button, EraseButton.filter(), ButtonMessage())
     router.callback_query.register(on_retry_all_button, RetryAllButton.filter(), ButtonMessage())
     return router
 
@@ -164,7 +180,7 @@ async def on_link(
         async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
             outcome = await operator_console.propose_link(telegram_id, email)
     except GetCourseError as error:
-        await message.answer(texts.render("link_try_later", error=str(error)))
+        await message.answer(texts.render("link_try_later", error=error_text(error)))
         return
     if isinstance(outcome, NotFound):
         await message.answer(texts.render("link_not_found", email=shown))
@@ -183,7 +199,9 @@ async def on_link(
     )
     await message.answer(
         views.proposal(texts, outcome, private=private),
-        reply_markup=link_keyboard(texts, telegram_id, user.id),
+        reply_markup=link_keyboard(
+            texts, telegram_id, user.id, outcome.current.version if outcome.current else 0
+        ),
     )
 
 
@@ -216,9 +234,15 @@ async def on_link_button(
         first_name=saved["first_name"],
         last_name=saved["last_name"],
     )
-    outcome = await operator_console.link(query.from_user.id, callback_data.telegram_id, user)
+    outcome = await operator_console.link(
+        query.from_user.id, callback_data.telegram_id, user, callback_data.version
+    )
     await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
-    await message.edit_text(views.linked(texts, outcome, private=_private(message.chat)))
+    if isinstance(outcome, LinkChanged):
+        text = texts.render("link_stale", telegram_id=callback_data.telegram_id)
+    else:
+        text = views.linked(texts, outcome, private=_private(message.chat))
+    await message.edit_text(text)
     await query.answer()
 
 
@@ -246,7 +270,7 @@ async def _ask_to_unlink(
             keeps_variables=operator_console.keeps_variables_on_unlink,
             private=_private(message.chat),
         ),
-        reply_markup=unlink_keyboard(texts, telegram_id),
+        reply_markup=unlink_keyboard(texts, telegram_id, person.link.version),
     )
 
 
@@ -261,12 +285,49 @@ async def on_unlink_button(
     if not callback_data.confirm:
         await message.edit_text(texts.render("unlink_cancelled"))
     else:
-        outcome = await operator_console.unlink(query.from_user.id, telegram_id)
+        outcome = await operator_console.unlink(
+            query.from_user.id, telegram_id, callback_data.version
+        )
         if outcome is None:
             await message.edit_text(texts.render("not_linked", telegram_id=telegram_id))
+        elif isinstance(outcome, LinkChanged):
+            # The link was changed since the question: ask about the link as it is now.
+            await message.edit_text(texts.render("unlink_stale", telegram_id=telegram_id))
+            await _ask_to_unlink(message, telegram_id, operator_console, texts)
         else:
             private = _private(message.chat)
             await message.edit_text(views.unlinked(texts, outcome, private=private))
+    await query.answer()
+
+
+async def on_erase(
+    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+) -> None:
+    argument = (command.args or "").strip()
+    if not argument.isdigit():
+        await message.answer(texts.render("erase_usage"))
+        return
+    telegram_id = int(argument)
+    person = await operator_console.card(telegram_id)
+    await message.answer(
+        views.erase_question(texts, person, private=_private(message.chat)),
+        reply_markup=erase_keyboard(texts, telegram_id),
+    )
+
+
+async def on_erase_button(
+    query: CallbackQuery,
+    message: Message,
+    callback_data: EraseButton,
+    erasure: ErasureService,
+    texts: Texts,
+) -> None:
+    telegram_id = callback_data.telegram_id
+    if not callback_data.confirm:
+        await message.edit_text(texts.render("erase_cancelled"))
+    else:
+        outcome = await erasure.erase(telegram_id, operator_id=query.from_user.id)
+        await message.edit_text(erased(texts, outcome, title="erase_done"))
     await query.answer()
 
 

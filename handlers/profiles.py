@@ -1,5 +1,5 @@
-"""Remembers the Telegram username and first name of whoever sends an update, so operators
-can find people by ``@username``."""
+"""Remembers the Telegram username and first name of whoever writes to the bot in private, so
+operators can find people by ``@username``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import Chat, TelegramObject, User
 
 from services.profiles import ProfileBook
 from services.storage.profiles import TelegramProfile
@@ -26,8 +26,11 @@ class ProfileMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         user = data.get("event_from_user")
+        chat = data.get("event_chat")
         book: ProfileBook = data["profile_book"]
-        if isinstance(user, User) and not user.is_bot:
+        # Only from private chats: someone merely present in the operators' chat is not kept.
+        private = isinstance(chat, Chat) and chat.type == "private"
+        if isinstance(user, User) and not user.is_bot and private:
             try:
                 await book.saw(TelegramProfile(user.id, user.username, user.first_name))
             except Exception:

@@ -14,10 +14,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.chat_action import ChatActionSender
 
-from handlers.keyboards import ChangeEmail, change_email_keyboard
+from handlers.erasure_views import erased
+from handlers.keyboards import ChangeEmail, ForgetButton, change_email_keyboard, forget_keyboard
 from handlers.lookup_answers import DIALOG_ENDS, answer_text
 from handlers.texts import Texts
 from services.email import MAX_EMAIL_LENGTH, mask_email, normalize_email
+from services.erasure import ErasureService
 from services.errors import (
     GetCourseError,
     InvalidEmail,
@@ -50,6 +52,8 @@ def router() -> Router:
     router.message.register(on_change_email_command, Command("email"))
     router.callback_query.register(on_change_email_button, ChangeEmail.filter())
     router.message.register(on_cancel, Command("cancel"))
+    router.message.register(on_forget, Command("forget"))
+    router.callback_query.register(on_forget_button, ForgetButton.filter())
     router.message.register(on_unknown_command, F.text.startswith("/"))
     router.message.register(on_email, StateFilter(LinkDialog.waiting_email), F.text)
     router.message.register(on_text_without_dialog, StateFilter(None), F.text)
@@ -58,19 +62,37 @@ def router() -> Router:
 
 
 async def on_start(
-    message: Message, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    school_name: str | None = None,
+    privacy_policy_url: str | None = None,
 ) -> None:
     assert message.from_user is not None
     link = await link_service.current_link(message.from_user.id)
     if link is None:
         await state.set_state(LinkDialog.waiting_email)
-        await message.answer(texts.render("start_new"))
+        await message.answer(first_message(texts, school_name, privacy_policy_url))
         return
     await state.clear()
     await message.answer(
         texts.render("start_linked", email=mask_email(link.email)),
         reply_markup=change_email_keyboard(texts),
     )
+
+
+def first_message(texts: Texts, school_name: str | None, privacy_policy_url: str | None) -> str:
+    """The greeting, the request for the email, and one line on what is kept and why."""
+    greeting = (
+        texts.render("greeting_school", school=school_name)
+        if school_name
+        else texts.render("greeting")
+    )
+    privacy = texts.render("privacy_note")
+    if privacy_policy_url:
+        privacy += "\n" + texts.render("privacy_policy", url=privacy_policy_url)
+    return "\n\n".join([greeting, texts.render("start_new"), privacy])
 
 
 async def on_change_email_command(message: Message, state: FSMContext, texts: Texts) -> None:
@@ -98,6 +120,29 @@ async def on_cancel(
         await message.answer(texts.render("cancelled_new"))
     else:
         await message.answer(texts.render("cancelled_linked", email=mask_email(link.email)))
+
+
+async def on_forget(message: Message, texts: Texts) -> None:
+    await message.answer(texts.render("forget_question"), reply_markup=forget_keyboard(texts))
+
+
+async def on_forget_button(
+    query: CallbackQuery,
+    callback_data: ForgetButton,
+    bot: Bot,
+    erasure: ErasureService,
+    texts: Texts,
+) -> None:
+    if not callback_data.confirm:
+        text = texts.render("forget_cancelled")
+    else:
+        # The dialog state goes with everything else; nothing is written after this.
+        text = erased(texts, await erasure.erase(query.from_user.id), title="forget_done")
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_text(text)
+    else:  # a message too old to edit
+        await bot.send_message(query.from_user.id, text)
 
 
 async def on_unknown_command(message: Message, texts: Texts) -> None:

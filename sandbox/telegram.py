@@ -339,6 +339,7 @@ class TelegramStandIn(LoopbackServer):
         self._open_callbacks: set[str] = set()
         self._commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
+        self.left_chats: list[int] = []  # chats the bot left (leaveChat), in order
 
         handlers: dict[str, Callable[[_Request], Awaitable[object]]] = {
             "getMe": self._get_me,
@@ -357,6 +358,7 @@ class TelegramStandIn(LoopbackServer):
             "sendDocument": self._send_document,
             "sendPhoto": self._send_photo,
             "deleteMessage": self._delete_message,
+            "leaveChat": self._leave_chat,
             "close": self._true,
             "logOut": self._true,
         }
@@ -667,6 +669,15 @@ class TelegramStandIn(LoopbackServer):
             self._store(replace(message, deleted=True))
         elif self._user_messages.pop((chat_id, message_id), None) is None:
             raise _ApiError(400, "Bad Request: message to delete not found")
+        return True
+
+    async def _leave_chat(self, call: _Request) -> bool:
+        chat_id = call.chat_id()
+        if chat_id > 0:
+            raise _ApiError(
+                400, "Bad Request: chat member status can't be changed in private chats"
+            )
+        self.left_chats.append(chat_id)
         return True
 
     async def _answer_callback_query(self, call: _Request) -> bool:

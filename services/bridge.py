@@ -131,27 +131,32 @@ class LinkFollowUps:
         for row in await EventRepository.waiting_for(tx, link.gc_user_id, link.email, since):
             await _queue_event(tx, row, telegram_id, settings, now)
 
-    async def forget(self, tx: aiosqlite.Connection, telegram_id: int, link: Link | None) -> None:
-        """For erasing a person (``/forget``): their GetCourse fields are blanked (the blank
-        write keeps the email only until it is delivered) and their events and callbacks
-        deleted. Call in the erasing transaction, before the link row goes."""
+    async def forget(self, tx: aiosqlite.Connection, telegram_id: int, link: Link | None) -> int:
+        """For erasing a person (``/forget``, ``/erase``; ``services.erasure`` calls it in its
+        transaction, before the link row goes): their GetCourse fields are blanked, and the rest
+        of their rows here deleted; returns how many. The blanking write is kept until it is
+        delivered, with no Telegram ID (0), and goes once delivered."""
         now = self._clock()
         await self.link_changed(tx, telegram_id, link, None, now)
         await tx.execute(
-            "DELETE FROM salebot_callbacks WHERE telegram_id = ? AND state != 'sending'",
+            "UPDATE getcourse_field_writes SET telegram_id = 0 "
+            "WHERE telegram_id = ? AND blank = 1 AND state = 'pending'",
             (telegram_id,),
         )
-        await tx.execute(
-            "DELETE FROM getcourse_field_writes WHERE telegram_id = ? AND state != 'pending'",
-            (telegram_id,),
-        )
-        if link is None:
-            await tx.execute("DELETE FROM getcourse_events WHERE telegram_id = ?", (telegram_id,))
-            return
-        await tx.execute(
-            "DELETE FROM getcourse_events WHERE telegram_id = ? OR gc_user_id = ? OR email = ?",
-            (telegram_id, link.gc_user_id, link.email),
-        )
+        gc_user_id, email = (link.gc_user_id, link.email) if link is not None else ("", "")
+        removed = 0
+        for sql, parameters in (
+            ("DELETE FROM salebot_callbacks WHERE telegram_id = ?", (telegram_id,)),
+            ("DELETE FROM getcourse_field_writes WHERE telegram_id = ?", (telegram_id,)),
+            (
+                "DELETE FROM getcourse_events WHERE telegram_id = ? "
+                "OR (gc_user_id != '' AND gc_user_id = ?) OR (email != '' AND email = ?)",
+                (telegram_id, gc_user_id, email),
+            ),
+        ):
+            cursor = await tx.execute(sql, parameters)
+            removed += max(cursor.rowcount, 0)
+        return removed
 
 
 def _same_user(previous: Link | None, link: Link | None) -> bool:

@@ -37,6 +37,7 @@ from services.export_budget import WINDOW_SECONDS, ExportBudget
 from services.health import GETCOURSE, CallTracker
 from services.models import GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
+from services.redaction import error_text
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class GetCourseClient:
             raise
         except GetCourseConfigError as error:
             self._notifier.notify(
-                OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": str(error)})
+                OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": error_text(error)})
             )
             raise
 

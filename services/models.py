@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 # GetCourse statuses that keep someone out of the school; a full sync asks about them in this order.
 BLOCKED_STATUSES = ("banned", "deactivated")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ class Link:
     updated_at: datetime
     linked_by: int | None = None  # the operator who made the link; None: the person themselves
 
+    @property
+    def version(self) -> int:
+        """Changes whenever the link does (microseconds of ``updated_at``): a confirmation
+        button carries it, so a press confirms only the link it was shown for."""
+        stamp = self.updated_at if self.updated_at.tzinfo else self.updated_at.replace(tzinfo=UTC)
+        return (stamp - EPOCH) // timedelta(microseconds=1)
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -61,13 +69,19 @@ class OutboxItem:
     created_at: datetime
 
 
+# The client variables this product owns.
+SALEBOT_VARIABLES = ("client.email", "client.gc_user_id", "client.telegram_id")
+
+
 def salebot_variables(link: Link) -> dict[str, str]:
-    """The client variables this product owns; Salebot values are strings, IDs never floats."""
-    return {
-        "client.email": link.email,
-        "client.gc_user_id": link.gc_user_id,
-        "client.telegram_id": str(link.telegram_id),
-    }
+    """Our variables for a link; Salebot values are strings, IDs never floats."""
+    values = (link.email, link.gc_user_id, str(link.telegram_id))
+    return dict(zip(SALEBOT_VARIABLES, values, strict=True))
+
+
+def blank_salebot_variables() -> dict[str, str]:
+    """Every variable of ours emptied: what unlinking and erasing write to the client."""
+    return dict.fromkeys(SALEBOT_VARIABLES, "")
 
 
 def cleared_salebot_variables() -> dict[str, str]:

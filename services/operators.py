@@ -122,6 +122,14 @@ class Unlinked:
 
 
 @dataclass(frozen=True)
+class LinkChanged:
+    """The link is no longer the one the operator's confirmation was shown for (``None``: no
+    link any more): nothing was done."""
+
+    link: Link | None
+
+
+@dataclass(frozen=True)
 class QueueReport:
     waiting: dict[tuple[str, str | None], int]  # (state, cause) -> writes
     oldest: list[Delivery]
@@ -318,12 +326,17 @@ class OperatorConsole:
             holders=await self._queries.ids_holding(user.email, user.id, besides=telegram_id),
         )
 
-    async def link(self, operator_id: int, telegram_id: int, user: GetCourseUser) -> Linked:
-        """Store the link an operator confirmed, with its Salebot write."""
+    async def link(
+        self, operator_id: int, telegram_id: int, user: GetCourseUser, version: int | None = None
+    ) -> Linked | LinkChanged:
+        """Store the link an operator confirmed, with its Salebot write; ``LinkChanged`` when
+        ``version`` (of the link replaced, 0 for none) is no longer the person's link."""
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC)
         async with self._database.transaction() as tx:
             previous = await LinkRepository.get_in(tx, telegram_id)
+            if version is not None and (previous.version if previous else 0) != version:
+                return LinkChanged(previous)
             link = Link(
                 telegram_id=telegram_id,
                 email=user.email,
@@ -359,20 +372,26 @@ class OperatorConsole:
         )
         return Linked(link=link, previous=previous)
 
-    async def unlink(self, operator_id: int, telegram_id: int) -> Unlinked | None:
+    async def unlink(
+        self, operator_id: int, telegram_id: int, version: int | None = None
+    ) -> Unlinked | LinkChanged | None:
         """Remove the link and, unless configured to keep them, blank our Salebot variables.
-        ``None`` when the person is not linked."""
+        ``None`` when the person is not linked; ``LinkChanged`` when ``version`` (the
+        ``Link.version`` the operator was shown) is no longer the link's."""
         now = self._clock()
         clear = not self._keep_variables
         async with self._database.transaction() as tx:
             link = await LinkRepository.get_in(tx, telegram_id)
             if link is None:
                 return None
+            if version is not None and link.version != version:
+                return LinkChanged(link)
             await LinkRepository.delete_in(tx, telegram_id)
             await DeliveryRepository.withdraw(tx, telegram_id, now)
             if clear:
-                blank = dict.fromkeys(salebot_variables(link), "")
-                await OutboxRepository.enqueue(tx, telegram_id, blank, now)
+                await OutboxRepository.enqueue_blank(
+                    tx, telegram_id, now, erase_when_delivered=False
+                )
             if self._follow_ups is not None:
                 await self._follow_ups.link_changed(tx, telegram_id, link, None, now)
             await LinkEventRepository.record(

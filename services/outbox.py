@@ -23,6 +23,7 @@ from services.errors import (
 )
 from services.models import OutboxItem
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
+from services.redaction import error_text
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.links import LinkRepository
@@ -172,15 +173,19 @@ class OutboxWorker:
         permanent = cause is DeliveryCause.REJECTED or (
             cause is DeliveryCause.CLIENT_NOT_FOUND and waited >= self._schedule.missing_client_for
         )
+        text = error_text(error)
         if permanent:
             async with self._database.transaction() as tx:
-                await OutboxRepository.give_up(tx, item.id, cause, str(error), now)
+                if cause is DeliveryCause.CLIENT_NOT_FOUND:
+                    # No client, nothing to blank: an erased person's write goes too.
+                    await OutboxRepository.drop_erasing(tx, item.id)
+                await OutboxRepository.give_up(tx, item.id, cause, text, now)
             log.error(
                 "salebot write %s for telegram %s failed for good (%s): %s",
                 item.id,
                 item.telegram_id,
                 cause,
-                error,
+                text,
             )
             self._notifier.notify(_notice_for(item, cause, error))
             return
@@ -191,14 +196,14 @@ class OutboxWorker:
         )
         delay = policy.delay(attempt)
         async with self._database.transaction() as tx:
-            await OutboxRepository.reschedule(tx, item.id, cause, str(error), now + delay, now)
+            await OutboxRepository.reschedule(tx, item.id, cause, text, now + delay, now)
         log.warning(
             "salebot write %s for telegram %s failed (attempt %d, %s): %s; retry in %.0fs",
             item.id,
             item.telegram_id,
             attempt,
             cause,
-            error,
+            text,
             delay,
         )
 
@@ -210,7 +215,7 @@ class OutboxWorker:
 
 
 def _notice_for(item: OutboxItem, cause: DeliveryCause, error: SalebotError) -> OperatorNotice:
-    details = {"telegram_id": str(item.telegram_id), "cause": cause, "error": str(error)}
+    details = {"telegram_id": str(item.telegram_id), "cause": cause, "error": error_text(error)}
     if cause is DeliveryCause.REJECTED and error.http_status in {401, 403}:
         return OperatorNotice(OperatorEvent.SALEBOT_KEY_REJECTED, details)
     return OperatorNotice(OperatorEvent.DELIVERY_FAILED, details)

@@ -31,3 +31,7 @@ class ProfileBook:
         self._stored.move_to_end(profile.telegram_id)
         if len(self._stored) > REMEMBERED:
             self._stored.popitem(last=False)
+
+    def forget(self, telegram_id: int) -> None:
+        """The person was erased: their next update stores their profile afresh."""
+        self._stored.pop(telegram_id, None)

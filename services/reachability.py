@@ -39,6 +39,11 @@ class Reachability:
         blocked.discard(telegram_id)
         log.info("telegram %s is reachable again", telegram_id)
 
+    def forget(self, telegram_id: int) -> None:
+        """The person was erased (their ``blocked_chats`` row with them)."""
+        if self._blocked is not None:
+            self._blocked.discard(telegram_id)
+
     async def is_blocked(self, telegram_id: int) -> bool:
         return telegram_id in await self._known()
 

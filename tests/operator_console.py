@@ -9,7 +9,7 @@ import functools
 import html
 import itertools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,8 +132,8 @@ def plain(markup: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
-async def console_for(standins: StandIns, **settings: Any) -> AsyncIterator[Console]:
-    config = standins.settings(**settings)
+async def console_for(standins: StandIns, **settings: Any) -> AsyncGenerator[Console, None]:
+    config = standins.settings(**{"operator_chat_id": OPERATOR_CHAT, **settings})
     services = await create_services(config)
     bot = create_bot(config)
     dispatcher = create_dispatcher(config, services)

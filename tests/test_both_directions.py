@@ -14,9 +14,9 @@ from bot.app import App
 from bot.settings import Settings
 from handlers.texts import Texts
 from sandbox.server import Fault
+from services.erasure import Held
 from services.models import GetCourseUser
 from services.storage.directory import DirectoryRepository
-from services.storage.links import LinkRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
 from tests.operator_console import OPERATOR_CHAT, plain
 from tests.running import serving, webhook_settings
@@ -330,29 +330,24 @@ async def test_operators_see_the_field_write_and_the_events(standins: StandIns, 
 async def test_forgetting_a_person_blanks_their_fields_and_deletes_their_events(
     standins: StandIns, app: App
 ) -> None:
-    """What ``/forget`` (issue 13's erase hook) does on our side, over loopback."""
+    """``/forget`` and ``/erase`` (services.erasure) take issue 13's rows with them."""
     await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
     await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
     await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
     await eventually(lambda: "gc_paid" in [message for _, message in callbacks(standins)])
 
-    database = app.services.database
-    async with database.transaction() as tx:
-        link = await LinkRepository.get_in(tx, IVAN)
-        assert link is not None
-        await app.services.follow_ups.forget(tx, IVAN, link)
-        await LinkRepository.delete_in(tx, IVAN)
-    app.services.outbox.wake()
+    erased = await app.services.erasure.erase(IVAN)
+    assert erased.removed[Held.GETCOURSE] >= 3  # the field write, the event, its callbacks
 
     await eventually(lambda: gc_fields(standins, IVAN_GC.email) == {"telegram_id": "", "sb_id": ""})
-    assert await count(app, "SELECT COUNT(*) FROM getcourse_events") == 0
-    assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks") == 0
 
-    async def no_email_kept() -> bool:
-        sql = "SELECT COUNT(*) FROM getcourse_field_writes WHERE email != ''"
-        return await count(app, sql) == 0
+    async def nothing_left() -> bool:
+        rows = 0
+        for table in ("getcourse_field_writes", "getcourse_events", "salebot_callbacks"):
+            rows += await count(app, f"SELECT COUNT(*) FROM {table}")
+        return rows == 0
 
-    await eventually(no_email_kept)
+    await eventually(nothing_left)
 
 
 async def test_a_user_who_changed_email_in_getcourse_is_written_not_created(

@@ -101,7 +101,12 @@ async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
         assert len(emails) == SEED_USERS
         assert "maria.sidorova@example.com" in emails  # normalised
         stored = await DirectoryRepository(app.services.database).by_phone("+7 916 123-45-67")
-        assert [(u.id, u.custom_fields["Тариф"]) for u in stored] == [("187654321", "Базовый")]
+        # Only the columns lookups and cards use are kept: no custom field ("Тариф").
+        assert [(u.id, u.full_name, u.custom_fields) for u in stored] == [
+            ("187654321", "Иван Петров", {"Создан": stored[0].custom_fields["Создан"]})
+        ]
+        columns = await app.services.database.fetchall("PRAGMA table_info(gc_directory)")
+        assert "custom_fields" not in {column["name"] for column in columns}
 
         requests_before = len(standins.getcourse.requests)
         ivan = Person(standins.telegram, IVAN)

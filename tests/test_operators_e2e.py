@@ -12,7 +12,7 @@ from sandbox.telegram import SentMessage
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import IVAN, OPERATOR_CHAT, STRANGER, plain
 
-STUDENT_COMMANDS = ["start", "email", "cancel"]
+STUDENT_COMMANDS = ["start", "email", "cancel", "forget"]
 
 
 def salebot_variables(standins: StandIns, telegram_id: int) -> dict[str, str]:

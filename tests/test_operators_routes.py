@@ -70,6 +70,7 @@ EVERY_OPERATOR_COMMAND = [
     "/audit 5",
     "/health",
     "/sync full",
+    f"/erase {IVAN}",
 ]
 
 
@@ -280,6 +281,21 @@ async def test_link_warns_when_someone_else_holds_the_email(console: Console) ->
     assert f"уже привязан к Telegram {IVAN}" in proposal
 
 
+async def test_an_old_link_button_does_not_replace_a_newer_link(console: Console) -> None:
+    await console.say(f"/link {IVAN} anna@example.org")
+    proposal = console.last()
+    assert f"Telegram {IVAN} сейчас не привязан." in plain(proposal.text or "")
+    await console.link_student(IVAN, "ivan.petrov@example.com")  # Ivan links himself meanwhile
+
+    await console.press(proposal, "Привязать")
+
+    assert console.text() == said("link_stale", telegram_id=IVAN)
+    link = await console.services.links.current_link(IVAN)
+    assert link is not None
+    assert link.email == "ivan.petrov@example.com"
+    assert await console.rows("SELECT * FROM operator_audit") == []
+
+
 async def test_link_cancelled_changes_nothing(console: Console) -> None:
     await console.say(f"/link {NEWCOMER} anna@example.org")
     await console.press(console.last(), "Отмена")
@@ -362,6 +378,27 @@ async def test_unlink_asks_then_clears_the_salebot_variables(console: Console) -
     assert '"email": "ivan.petrov@example.com"' in entry["before"]
     assert '"salebot_client_id": "836058541"' in entry["before"]
     assert entry["after"] == '{"salebot_variables": "cleared"}'
+
+
+async def test_an_old_unlink_button_does_not_remove_a_newer_link(console: Console) -> None:
+    await console.link_student(IVAN, "ivan.petrov@example.com")
+    await console.say(f"/unlink {IVAN}")
+    old_question = console.last()
+    await console.say("/email", user=IVAN)  # Ivan moves his link to another address
+    await console.say("anna@example.org", user=IVAN)
+    assert "Готово" in console.replies(IVAN)[-1]
+
+    await console.press(old_question, "Отвязать")
+
+    link = await console.services.links.current_link(IVAN)
+    assert link is not None
+    assert link.email == "anna@example.org"
+    assert said("unlink_stale", telegram_id=IVAN) in console.replies()
+    assert await console.rows("SELECT * FROM operator_audit") == []
+    new_question = console.last()  # asked again, about the link as it is now
+    assert "anna@example.org" in plain(new_question.text or "")
+    await console.press(new_question, "Отвязать")
+    assert await console.services.links.current_link(IVAN) is None
 
 
 async def test_unlink_cancelled_keeps_the_link(console: Console) -> None:

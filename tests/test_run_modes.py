@@ -5,8 +5,11 @@ bot's aiohttp server) and polling with its health server; one database moving be
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from typing import Any
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FUNNEL_BOT, Person, StandIns, eventually
@@ -240,3 +243,50 @@ async def test_readiness_fails_when_getcourse_fails(standins: StandIns) -> None:
         ready = await get(listen, "/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["getcourse"]["last_failure_cause"] == "config_error"
+
+
+async def test_webhook_mode_can_serve_health_on_a_loopback_port_of_its_own(
+    standins: StandIns,
+) -> None:
+    health = f"127.0.0.1:{free_port()}"
+    settings = webhook_settings(standins, health_listen=health)
+    async with serving(standins, settings):
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says("/start")
+        await ivan.reply("email")  # the webhook works as before
+        assert (await get(health, "/healthz")).json() == {"alive": True}
+        assert (await get(health, "/readyz")).status_code == 200
+        scraped = (await get(health, "/metrics")).text
+        assert metric(scraped, "bot_updates_total", type="message", outcome="handled") == 1
+        # Not beside the webhook any more, where Telegram (and anyone) can reach them.
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert (await get(settings.http_listen, path)).status_code == 404
+
+
+async def test_readiness_writes_to_the_database_at_most_once_a_second(
+    standins: StandIns,
+) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    async with serving(standins, standins.settings(health_listen=listen)) as app:
+
+        async def heartbeat() -> float:
+            row = await app.services.database.fetchone("SELECT heartbeat_at FROM instance_lock")
+            assert row is not None
+            return float(row[0])
+
+        async with httpx.AsyncClient(base_url=f"http://{listen}", timeout=5) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            written = {await heartbeat()}
+            started = time.monotonic()
+            for _ in range(30):  # a probe storm
+                assert (await http.get("/readyz")).status_code == 200
+                written.add(await heartbeat())
+            seconds = time.monotonic() - started
+            # One write per started second at most (a busy machine may stretch the storm).
+            assert len(written) - 1 <= math.floor(seconds) + 1
+
+            async def written_again() -> bool:
+                await http.get("/readyz")
+                return await heartbeat() > max(written)
+
+            await eventually(written_again)  # a probe after the second checks the database again

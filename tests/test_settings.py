@@ -82,8 +82,22 @@ def test_system_locale_variable_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> 
                 "webhook_url": "https://bot.example.com/tg",
                 "webhook_secret": "a b",
             },
-            "WEBHOOK_SECRET is required when MODE=webhook",
+            "WEBHOOK_SECRET may hold only A-Z a-z 0-9 _ -",
         ),
+        (
+            {"mode": "webhook", "webhook_url": "https://bot.example.com/tg"},
+            "WEBHOOK_SECRET is required when MODE=webhook (16-256 characters",
+        ),
+        (
+            {
+                "mode": "webhook",
+                "webhook_url": "https://bot.example.com/tg",
+                "webhook_secret": "short_secret-15",
+            },
+            "WEBHOOK_SECRET must be 16 to 256 characters long (it has 15)",
+        ),
+        ({"retention_days": 0}, "RETENTION_DAYS: "),
+        ({"privacy_policy_url": "http://school.example/privacy"}, "PRIVACY_POLICY_URL: "),
         (
             {
                 "mode": "webhook",

@@ -226,6 +226,7 @@ async def test_a_failing_loop_turns_readiness_red_until_it_recovers_and_operator
             "outbox",
             "queued_lookups",
             "directory_sync",
+            "retention_cleanup",
             "instance_lock",
         }
         # The queue's table goes away under it: each of its runs fails at once.

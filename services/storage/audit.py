@@ -20,6 +20,7 @@ class AuditAction(StrEnum):
     RETRY_ALL = "retry_all"
     EXPORT = "export"
     SYNC = "sync"
+    ERASE = "erase"
 
 
 @dataclass(frozen=True)

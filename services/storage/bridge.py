@@ -147,8 +147,7 @@ class FieldWriteRepository:
         error: str | None = None,
         retry_at: float | None = None,
     ) -> None:
-        """Record an attempt: delivered, failed for good, or (``retry_at``) to be tried again.
-        A delivered blanking write forgets the email: nothing needs it any more."""
+        """Record an attempt: delivered, failed for good, or (``retry_at``) to be tried again."""
         await tx.execute(
             "UPDATE getcourse_field_writes SET state = ?, fields = ?, attempts = attempts + 1, "
             "cause = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
@@ -156,6 +155,12 @@ class FieldWriteRepository:
             (state, json.dumps(fields, ensure_ascii=False), cause, error, retry_at, now, item_id),
         )
         if state == "delivered":
+            # An erased person's blanking write (no Telegram ID) goes; any other forgets the
+            # email, which nothing needs any more.
+            await tx.execute(
+                "DELETE FROM getcourse_field_writes WHERE id = ? AND blank = 1 AND telegram_id = 0",
+                (item_id,),
+            )
             await tx.execute(
                 "UPDATE getcourse_field_writes SET email = '' WHERE id = ? AND blank = 1",
                 (item_id,),

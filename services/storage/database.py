@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ from services.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
+FILE_MODE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")
 # Each try at a write waits up to SQLite's busy_timeout (5 s) for another connection's write
 # lock; a write keeps trying this long in all before it fails with "database is locked".
 LOCK_PATIENCE_SECONDS = 30.0
@@ -52,7 +56,8 @@ class Database:
         connection: aiosqlite.Connection | None = None
         try:
             if str(path) != ":memory:":
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _readable_by_owner_only(path)
             connection = await aiosqlite.connect(path, isolation_level=None)
             connection.row_factory = aiosqlite.Row
             await connection.execute("PRAGMA journal_mode=WAL")
@@ -154,6 +159,18 @@ class Database:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+def _readable_by_owner_only(path: Path) -> None:
+    """The database holds people's emails: the file is created 0600 (SQLite gives its -wal
+    and -shm files the mode of the database file), and an existing one is narrowed to it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(descriptor)
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES)):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) != FILE_MODE:
+                file.chmod(FILE_MODE)
+                log.info("database file %s made readable by its owner only", file)
 
 
 # Reads are one trip to the connection's thread (execute, fetch and close there at once), not

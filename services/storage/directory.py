@@ -14,18 +14,19 @@ from dataclasses import dataclass, replace
 from services.models import GetCourseUser
 from services.storage.database import Database, fetch_all
 
-_COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at, custom_fields"
+# Only what lookups and operator cards use: a GetCourse export's other columns (the school's
+# custom fields, UTM tags, city...) are not kept.
+_COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at"
 # GetCourse's own column for the registration date; kept in its own indexed-friendly column.
 CREATED_COLUMN = "Создан"
 # ``SyncRun.next_day`` of a full run that has read every window and is on a status export.
 STATUS_STEP = "status:"
 _UPSERT = (
-    f"INSERT INTO gc_directory ({_COLUMNS}, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO gc_directory ({_COLUMNS}, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (gc_user_id) DO UPDATE SET email = excluded.email, "
     "phone = excluded.phone, first_name = excluded.first_name, "
     "last_name = excluded.last_name, status = COALESCE(excluded.status, status), "
-    "created_at = excluded.created_at, custom_fields = excluded.custom_fields, "
-    "synced_at = excluded.synced_at"
+    "created_at = excluded.created_at, synced_at = excluded.synced_at"
 )
 
 
@@ -247,7 +248,6 @@ class DirectoryRepository:
 
 
 def _values(user: GetCourseUser, now: float) -> tuple[object, ...]:
-    custom = {k: v for k, v in user.custom_fields.items() if k != CREATED_COLUMN}
     return (
         user.id,
         user.email.strip().lower(),
@@ -256,16 +256,13 @@ def _values(user: GetCourseUser, now: float) -> tuple[object, ...]:
         user.last_name,
         user.status,
         user.custom_fields.get(CREATED_COLUMN, ""),
-        json.dumps(custom, ensure_ascii=False),
         now,
     )
 
 
 def _user(row: Sequence[object]) -> GetCourseUser:
-    gc_user_id, email, phone, first_name, last_name, status, created_at, custom = row
-    fields: dict[str, str] = json.loads(str(custom))
-    if created_at:
-        fields[CREATED_COLUMN] = str(created_at)
+    gc_user_id, email, phone, first_name, last_name, status, created_at = row
+    fields = {CREATED_COLUMN: str(created_at)} if created_at else {}
     return GetCourseUser(
         id=str(gc_user_id),
         email=str(email),

@@ -219,7 +219,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (telegram_id, chat_id)
     );
     """,
-    # 8: both directions (issue 13). GetCourse field writes (the Telegram and Salebot IDs put
+    # 8: privacy (issue 12). The write that blanks an erased person's Salebot variables is the
+    # one row kept about them, and only until it is delivered; the local directory keeps only
+    # the columns lookups and cards use, not every column a GetCourse export carries.
+    """
+    ALTER TABLE outbox ADD COLUMN erase_when_delivered INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE gc_directory DROP COLUMN custom_fields;
+    """,
+    # 9: both directions (issue 13). GetCourse field writes (the Telegram and Salebot IDs put
     # into the GetCourse user's additional fields, or blanked), GetCourse events from process
     # "call URL" operations, the Salebot callbacks they and new links cause, the import-API
     # request ledger (its own limits, never the export budget), and configuration problems

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
-from services.models import OutboxItem
+from services.models import OutboxItem, blank_salebot_variables
 from services.storage.database import Database
 
 
@@ -17,10 +17,24 @@ class OutboxRepository:
 
     @staticmethod
     async def enqueue(
-        tx: aiosqlite.Connection, telegram_id: int, variables: dict[str, str], now: float
+        tx: aiosqlite.Connection,
+        telegram_id: int,
+        variables: dict[str, str],
+        now: float,
+        *,
+        erase_when_delivered: bool = False,
     ) -> int:
-        """Queue a write; an older pending write for the same person is superseded by it."""
+        """Queue a write; an older pending write for the same person is superseded by it.
+
+        ``erase_when_delivered``: the row goes once delivered (the blanking write of an erased
+        person, the one trace of them kept, and only until Salebot has it)."""
         stamp = _iso(now)
+        # A pending erasing write that a newer write replaces is not kept as superseded.
+        await tx.execute(
+            "DELETE FROM outbox WHERE telegram_id = ? AND state = 'pending' "
+            "AND erase_when_delivered = 1",
+            (telegram_id,),
+        )
         await tx.execute(
             "UPDATE outbox SET state = 'superseded', updated_at = ? "
             "WHERE telegram_id = ? AND state = 'pending'",
@@ -28,11 +42,32 @@ class OutboxRepository:
         )
         cursor = await tx.execute(
             "INSERT INTO outbox (telegram_id, variables, state, next_attempt_at, created_at, "
-            "updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
-            (telegram_id, json.dumps(variables, ensure_ascii=False), now, stamp, stamp),
+            "updated_at, erase_when_delivered) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+            (
+                telegram_id,
+                json.dumps(variables, ensure_ascii=False),
+                now,
+                stamp,
+                stamp,
+                int(erase_when_delivered),
+            ),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    @staticmethod
+    async def enqueue_blank(
+        tx: aiosqlite.Connection, telegram_id: int, now: float, *, erase_when_delivered: bool
+    ) -> int:
+        """Queue the write that empties every variable of ours on the person's Salebot client:
+        the one way unlinking and erasing clear Salebot. It carries no email."""
+        return await OutboxRepository.enqueue(
+            tx,
+            telegram_id,
+            blank_salebot_variables(),
+            now,
+            erase_when_delivered=erase_when_delivered,
+        )
 
     async def due(self, now: float, limit: int) -> list[OutboxItem]:
         rows = await self._database.fetchall(
@@ -68,11 +103,20 @@ class OutboxRepository:
 
     @staticmethod
     async def mark_delivered(tx: aiosqlite.Connection, item_id: int, now: float) -> None:
+        await OutboxRepository.drop_erasing(tx, item_id)
         # Only a still-pending item: a newer link may have superseded it meanwhile.
         await tx.execute(
             "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL, "
             "updated_at = ? WHERE id = ? AND state = 'pending'",
             (_iso(now), item_id),
+        )
+
+    @staticmethod
+    async def drop_erasing(tx: aiosqlite.Connection, item_id: int) -> None:
+        """Delete the item if it is an erased person's blanking write still pending."""
+        await tx.execute(
+            "DELETE FROM outbox WHERE id = ? AND state = 'pending' AND erase_when_delivered = 1",
+            (item_id,),
         )
 
     @staticmethod
