@@ -46,9 +46,11 @@ from services.health import CallTracker
 from services.linking import ConflictPolicy, LinkService
 from services.lookup_gate import LookupGate, LookupLimits
 from services.lookup_queue import LookupPace, LookupQueue
+from services.mail import LetterSender, SmtpConfig
 from services.notifications import GroupingNotifier, NoticeGroup
 from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
+from services.ownership import CODE_VALID_SECONDS, LetterRenderer, OwnershipProofs, ProofMethod
 from services.profiles import ProfileBook
 from services.reachability import Reachability
 from services.salebot import SalebotClient
@@ -85,8 +87,11 @@ class Services:
     notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
     profiles: ProfileBook
     operators: OperatorConsole
+    letters: LetterSender | None = None  # one-time codes by SMTP, when SMTP_HOST is set
 
     async def close(self) -> None:
+        if self.letters is not None:
+            await self.letters.close()
         await self.getcourse_http.aclose()
         await self.salebot_http.aclose()
         await self.database.close()
@@ -162,6 +167,15 @@ async def create_services(settings: Settings) -> Services:
         ),
         notifier=notifier,
     )
+    letters = smtp_sender(settings)
+    proofs = None
+    if settings.proof_methods:
+        proofs = OwnershipProofs(
+            database,
+            tuple(ProofMethod(method) for method in settings.proof_methods),
+            letters,
+            letter_renderer(settings, Texts.load(settings.bot_language)),
+        )
     links = LinkService(
         database,
         directory,
@@ -176,6 +190,7 @@ async def create_services(settings: Settings) -> Services:
         ),
         conflict_policy=ConflictPolicy(settings.link_conflict),
         notifier=notifier,
+        proofs=proofs,
     )
     lookups = LookupQueue(
         QueuedLookupRepository(database),
@@ -217,7 +232,37 @@ async def create_services(settings: Settings) -> Services:
         notifier=notifier,
         profiles=ProfileBook(database),
         operators=operators,
+        letters=letters,
     )
+
+
+def smtp_sender(settings: Settings) -> LetterSender | None:
+    if settings.smtp_host is None or settings.smtp_from is None:
+        return None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return LetterSender(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port_or_default,
+            security=settings.smtp_security,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=password,
+        )
+    )
+
+
+def letter_renderer(settings: Settings, texts: Texts) -> LetterRenderer:
+    """The code letter in the bot's language, signed with SCHOOL_NAME."""
+    school = settings.school_name or texts.render_plain("school_default")
+    minutes = CODE_VALID_SECONDS // 60
+
+    def render(code: str) -> tuple[str, str]:
+        values = {"school": school, "code": code, "minutes": minutes}
+        subject = texts.render_plain("code_letter_subject", **values)
+        return subject, texts.render_plain("code_letter_body", **values)
+
+    return render
 
 
 def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -255,6 +300,7 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         lookup_queue=services.lookups,
         queued_notice_after=settings.getcourse_queued_notice_seconds,
         operator_ids=settings.operator_ids,
+        operator_chat_id=settings.operator_chat_id,
         operator_console=services.operators,
         directory_sync=services.sync,
         profile_book=services.profiles,
@@ -306,7 +352,12 @@ class App:
         worker = asyncio.create_task(services.outbox.run(), name="outbox")
         texts = Texts.load(settings.bot_language)
         answers = functools.partial(
-            deliver_answer, bot, dispatcher.storage, texts, services.reachability
+            deliver_answer,
+            bot,
+            dispatcher.storage,
+            texts,
+            services.reachability,
+            methods=services.links.proof_methods,
         )
         lookups = asyncio.create_task(services.lookups.run(answers), name="queued-lookups")
         background = {worker, lookups}

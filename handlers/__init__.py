@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, fallback, operators, student
+from handlers import errors, fallback, operators, proof, student
 
 
 def get_routers() -> list[Router]:
     # Operators first: their router takes only operators' updates and passes everyone else's
     # on untouched, so to a student an operator command is just an unknown command.
-    return [errors.router(), operators.router(), student.router(), fallback.router()]
+    # The proof's steps (a contact, a code, its buttons) come before the student dialog, which
+    # takes any other text as an email.
+    return [
+        errors.router(),
+        operators.router(),
+        proof.operator_router(),
+        proof.router(),
+        student.router(),
+        fallback.router(),
+    ]

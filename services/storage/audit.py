@@ -20,6 +20,8 @@ class AuditAction(StrEnum):
     RETRY_ALL = "retry_all"
     EXPORT = "export"
     SYNC = "sync"
+    PROOF_CONFIRM = "proof_confirm"  # confirmed a person's proof of ownership (the link follows)
+    PROOF_REFUSE = "proof_refuse"
 
 
 @dataclass(frozen=True)
