@@ -12,7 +12,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.app import App
 from bot.log_setup import configure_logging
@@ -22,18 +22,32 @@ from sandbox.getcourse import GetCourseStandIn
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import SentMessage, TelegramStandIn
 
+if TYPE_CHECKING:
+    from sandbox.mail import MailStandIn, ReceivedLetter
+
 TOKEN = "100000000:sandbox-token"
 GETCOURSE_KEY = "sandbox-getcourse-key"
 SALEBOT_KEY = "sandbox-salebot-key"
 FUNNEL_BOT = "school_funnel_bot"
 DEFAULT_USER = 100000001
 OPERATOR = 900000001
+SCHOOL = "Sandbox School"
+# The phone each demo Telegram user shares with :contact. The first three are the phones GetCourse
+# holds for ivan.petrov@, anna@ and maria.sidorova@example.com; the others are nobody's there.
+DEMO_PHONES = {
+    100000001: "+7 916 123-45-67",
+    100000002: "+79031112233",
+    100000003: "89257654321",
+    100000099: "+79990000099",
+}
 # After a message, replies are awaited until the bot has been quiet this long.
 QUIET_SECONDS = 1.0
 REPLY_DEADLINE = 60.0
 
 HELP = """Type a message as the student and press Enter. Sandbox commands:
   :press N     press button N of the bot's last message
+  :contact     share your phone with the bot's "share my phone number" button
+  :code        send the code from the last letter the mail stand-in received
   :photo       send a photo instead of text
   :user ID     talk as another Telegram user (demo students: 100000001-100000005;
                100000099 has no Salebot client yet; 900000001 is an operator: /help)
@@ -52,6 +66,7 @@ class TerminalChat:
         # A "checking…" reply is always followed by the result: wait for it, however long.
         self.checking_prefix = checking_prefix
         self.user_id = DEFAULT_USER
+        self.last_letter: ReceivedLetter | None = None
         self._seen: dict[int, int] = {}
         self._shown_variables: dict[int, dict[str, str]] = {}
         self.show_salebot(always=False, quietly=True)
@@ -67,6 +82,7 @@ class TerminalChat:
             self.user_id = int(argument)
             print(f"… now talking as Telegram user {self.user_id}")
             self.show_salebot(always=False, quietly=True)
+            self.print_unseen()  # what the bot wrote to them meanwhile (an operator's cards)
         elif command == ":funnel":
             if self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT) is None:
                 self.salebot.add_client(self.user_id, group=FUNNEL_BOT, name="Sandbox student")
@@ -80,6 +96,20 @@ class TerminalChat:
             await self.print_replies()
         elif command == ":press":
             await self.press(argument.strip())
+        elif command == ":contact":
+            phone = DEMO_PHONES.get(self.user_id, f"+7999{self.user_id % 10**7:07d}")
+            contact = {"phone_number": phone, "first_name": "Sandbox", "user_id": self.user_id}
+            print(f"… shared the contact of Telegram user {self.user_id}: {phone}")
+            self.telegram.send_message(self.user_id, contact=contact)
+            await self.print_replies()
+        elif command == ":code":
+            code = self.last_letter.code if self.last_letter else None
+            if code is None:
+                print("… no letter with a code yet")
+            else:
+                self.telegram.send_message(self.user_id, code)
+                print(f"you> {code}")
+                await self.print_replies()
         elif line.strip():
             self.telegram.send_message(self.user_id, line.rstrip("\n"))
             await self.print_replies()
@@ -117,6 +147,12 @@ class TerminalChat:
         await asyncio.sleep(0.3)  # let a just-stored link reach the Salebot stand-in
         self.show_salebot(always=False)
 
+    def print_unseen(self) -> None:
+        messages = self.telegram.bot_messages(self.user_id)
+        for message in messages[self._seen.get(self.user_id, 0) :]:
+            print(render(message))
+        self._seen[self.user_id] = len(messages)
+
     async def wait_for_salebot_write(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REPLY_DEADLINE
@@ -125,6 +161,13 @@ class TerminalChat:
             if client and "telegram_id" in self.salebot.client_variables(client.id):
                 return
             await asyncio.sleep(0.2)
+
+    def show_letter(self, letter: ReceivedLetter) -> None:
+        """The mail stand-in received a letter: print it, as the student would read it."""
+        self.last_letter = letter
+        print(f"mail> to {', '.join(letter.recipients)}: {letter.subject}")
+        for line in letter.body.splitlines():
+            print(f"mail> {line}")
 
     def show_salebot(self, *, always: bool, quietly: bool = False) -> None:
         """Print the user's Salebot variables when asked or when they changed."""
@@ -147,6 +190,10 @@ def render(message: SentMessage) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", "", message.text or message.caption or ""))
     lines = [f"bot> {line}" for line in text.splitlines() or [""]]
     lines += [f"     [{n}] {label}" for n, (label, _) in enumerate(message.buttons(), start=1)]
+    keyboard = (message.reply_markup or {}).get("keyboard") or []
+    if keyboard:
+        labels = " | ".join(str(button.get("text", "")) for row in keyboard for button in row)
+        lines.append(f"     keyboard: {labels} (type a label to press it; :contact shares)")
     return "\n".join(lines)
 
 
@@ -174,13 +221,33 @@ def stand_in_settings(
     return load_settings(_env_file=None, **{**values, **overrides})
 
 
+def mail_stand_in() -> MailStandIn | None:
+    """The mail stand-in needs aiosmtpd (installed with '.[dev]'); without it, no code letters."""
+    try:
+        from sandbox.mail import MailStandIn
+    except ImportError:
+        print("… aiosmtpd is not installed (pip install -e '.[dev]'): no letters with codes")
+        return None
+    return MailStandIn()
+
+
 async def run_sandbox() -> int:
     telegram = TelegramStandIn(token=TOKEN)
     # One "not ready yet" poll per export, as a real GetCourse would answer.
     getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
     salebot = SalebotStandIn.from_seed(api_key=SALEBOT_KEY)
+    mail = mail_stand_in()
     for server in (telegram, getcourse, salebot):
         await server.start()
+    proof: dict[str, Any] = {"operator_chat_id": OPERATOR, "school_name": SCHOOL}
+    if mail is not None:
+        await mail.start()
+        proof |= {
+            "smtp_host": mail.host,
+            "smtp_port": mail.port,
+            "smtp_security": "none",
+            "smtp_from": f"{SCHOOL} <noreply@school.example>",
+        }
     try:
         with tempfile.TemporaryDirectory(prefix="gc-salebot-sandbox-") as folder:
             settings = stand_in_settings(
@@ -197,6 +264,9 @@ async def run_sandbox() -> int:
                 getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
                 salebot_retry_first_delay=2,
                 salebot_retry_max_delay=4,
+                # Every proof method works here: letters print in the terminal, the operator
+                # (:user 900000001) gets the cards in their chat.
+                **proof,
             )
             configure_logging(settings.log_level, settings.log_format, settings.secrets())
             async with App.running(settings) as app:
@@ -204,12 +274,16 @@ async def run_sandbox() -> int:
                 await telegram.wait_for_poll()
                 checking = Texts.load(settings.bot_language).render("checking", email="\0")
                 chat = TerminalChat(telegram, salebot, checking.split("\0")[0])
+                if mail is not None:
+                    mail.on_letter = chat.show_letter
                 await chat_from_terminal(chat, getcourse)
                 await app.dispatcher.stop_polling()
                 await polling
     finally:
         for server in (telegram, getcourse, salebot):
             await server.stop()
+        if mail is not None:
+            await mail.stop()
     return 0
 
 

@@ -7,7 +7,11 @@ import sys
 
 
 def test_sandbox_links_an_email_from_the_terminal() -> None:
-    script = "/start\nIvan.Petrov@example.com\n:user 100000099\nanna@example.org\n:funnel\n:quit\n"
+    # Each proves the email is theirs: Ivan shares his phone, the newcomer types the emailed code.
+    script = (
+        "/start\nIvan.Petrov@example.com\n:contact\n"
+        ":user 100000099\nanna@example.org\n:code\n:funnel\n:quit\n"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "bot", "sandbox"],
         input=script,
@@ -24,4 +28,5 @@ def test_sandbox_links_an_email_from_the_terminal() -> None:
     assert "telegram_id = 100000001" in out
     # The newcomer's write waited in the outbox until their Salebot client appeared.
     assert "telegram_id = 100000099" in out
+    assert "mail> to anna@example.org: Sandbox School" in out  # the letter, code and all
     assert "Traceback" not in result.stderr
