@@ -63,7 +63,11 @@ async def on_start(
     link = await link_service.current_link(message.from_user.id)
     if link is None:
         await state.set_state(LinkDialog.waiting_email)
-        await message.answer(texts.render("start_new"))
+        # Starting over abandons a proof under way, and its keyboard goes.
+        abandoned = await link_service.cancel_proof(message.from_user.id)
+        await message.answer(
+            texts.render("start_new"), reply_markup=ReplyKeyboardRemove() if abandoned else None
+        )
         return
     await state.clear()
     await message.answer(

@@ -349,6 +349,22 @@ async def test_owner_links_when_an_operator_confirms(
     assert await app.services.links.operator_decides(OPERATOR_ID, proof_id, True) is None
 
 
+async def test_an_operators_link_is_a_proof_in_itself(
+    standins: StandIns, mail: MailStandIn, app: App
+) -> None:
+    ivan = Person(standins.telegram, IVAN)
+    await asks_for_proof(ivan, IVAN_EMAIL)
+    operator = Person(standins.telegram, OPERATOR_ID)
+    operator.says(f"/link {IVAN} {IVAN_EMAIL}")
+    question = await operator.reply(lambda m: bool(m.buttons()))
+    confirm = next(data for text, data in question.buttons() if "Привязать" in text)
+    standins.telegram.press_button(OPERATOR_ID, question.message_id, confirm)
+    await salebot_holds_ivan(standins, IVAN)
+    assert await app.services.database.fetchall("SELECT * FROM ownership_proofs") == []
+    audit = await app.services.database.fetchall("SELECT action FROM operator_audit")
+    assert [row[0] for row in audit] == ["link"]
+
+
 async def test_already_linked_is_said_only_after_proof(
     standins: StandIns, mail: MailStandIn, app: App
 ) -> None:
