@@ -275,6 +275,8 @@ def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
             continue
         if isinstance(value, frozenset):
             value = ",".join(str(item) for item in sorted(value))
+        elif isinstance(value, tuple):
+            value = ",".join(str(item) for item in value) or "off"
         summary.append((name.upper(), "" if value is None else str(value)))
     return tuple(summary)
 

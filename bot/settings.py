@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import date
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -152,10 +152,9 @@ class Settings(BaseSettings):
     def _sender(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        name, address = parseaddr(value)
-        if "@" not in address:
+        if "@" not in parseaddr(value)[1]:
             raise ValueError("must be an address such as School <noreply@school.ru>")
-        return formataddr((name, address))
+        return value.strip()
 
     @field_validator("telegram_api_url", "getcourse_base_url", "salebot_base_url", "webhook_url")
     @classmethod

@@ -59,6 +59,11 @@ class LetterSender:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def sending(self) -> int:
+        """Letters still on their way (being sent or waiting for a retry)."""
+        return len(self._tasks)
+
     async def close(self) -> None:
         """Stop letters still retrying (their codes can be asked for again)."""
         for task in self._tasks:

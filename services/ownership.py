@@ -45,6 +45,9 @@ CODE_VALID_SECONDS = 15 * 60
 CODE_TRIES = 5
 RESEND_AFTER_SECONDS = 60
 CODES_PER_PROOF = 3
+# Code letters to one address per hour, whoever asks: a bound on letters to a student's mailbox
+# and on the codes anyone can guess at (each proof, by anyone, still reads as if one was sent).
+LETTERS_PER_EMAIL_PER_HOUR = 5
 # A proof not given within a day is void: the person sends their email again.
 PROOF_VALID_SECONDS = 24 * 3600
 
@@ -141,7 +144,9 @@ class OwnershipProofs:
         )
         code, record = self._new_code(now)
         await ProofRepository.replace_in(tx, proof, record)
-        return self._letter(email, code) if user is not None and record is not None else None
+        if user is None or record is None or not await self._may_write_in(tx, email, now):
+            return None
+        return self._letter(email, code)
 
     def send_letter(self, letter: Letter | None, telegram_id: int) -> None:
         if letter is not None and self._letters is not None:
@@ -183,7 +188,9 @@ class OwnershipProofs:
             code, record = self._new_code(now)
             assert record is not None
             await ProofRepository.new_code_in(tx, proof.id, record)
-        if proof.gc_user_id is not None:
+            known = proof.gc_user_id is not None
+            send = known and await self._may_write_in(tx, proof.email, now)
+        if send:
             self.send_letter(self._letter(proof.email, code), telegram_id)
         log.info("proof by telegram %s: new code for %s", telegram_id, mask_email(proof.email))
         return ProofAnswer(ProofStep.CODE_RESENT, tries_left=CODE_TRIES)
@@ -234,6 +241,13 @@ class OwnershipProofs:
         if proof is None or proof.created_at + PROOF_VALID_SECONDS <= now:
             return None
         return proof
+
+    async def _may_write_in(self, tx: aiosqlite.Connection, email: str, now: float) -> bool:
+        key = hashlib.sha256(email.encode()).hexdigest()
+        allowed = await ProofRepository.letter_allowed_in(tx, key, now, LETTERS_PER_EMAIL_PER_HOUR)
+        if not allowed:
+            log.warning("code letters to %s: the hourly limit is reached", mask_email(email))
+        return allowed
 
     def _new_code(self, now: float) -> tuple[str, CodeRecord | None]:
         if ProofMethod.EMAIL_CODE not in self.methods:

@@ -22,7 +22,12 @@ from services.lookup_gate import LookupGate, LookupLimits
 from services.mail import Letter, LetterSender, SmtpConfig
 from services.models import GetCourseUser
 from services.notifications import OperatorEvent
-from services.ownership import OwnershipProofs, ProofMethod, ProofStep
+from services.ownership import (
+    LETTERS_PER_EMAIL_PER_HOUR,
+    OwnershipProofs,
+    ProofMethod,
+    ProofStep,
+)
 from services.storage.database import Database
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import OPERATOR_CHAT, plain
@@ -260,6 +265,19 @@ async def test_operators_refusal_proves_nothing(
     assert await app.services.database.fetchall("SELECT * FROM ownership_proofs") == []
 
 
+async def test_one_address_gets_at_most_five_letters_an_hour_whoever_asks(
+    standins: StandIns, mail: MailStandIn, app: App
+) -> None:
+    people = [Person(standins.telegram, 100000200 + n) for n in range(LETTERS_PER_EMAIL_PER_HOUR)]
+    asked = [await asks_for_proof(person, IVAN_EMAIL) for person in people]
+    last = Person(standins.telegram, IVAN)
+    over = await asks_for_proof(last, IVAN_EMAIL)
+    assert over.text == asked[0].text  # the reply cannot tell
+    assert app.services.letters is not None
+    await eventually(lambda: app.services.letters is not None and app.services.letters.sending == 0)
+    assert len(mail.letters_to(IVAN_EMAIL)) == LETTERS_PER_EMAIL_PER_HOUR
+
+
 async def test_code_never_reaches_the_log(
     standins: StandIns, mail: MailStandIn, app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -466,7 +484,7 @@ async def test_a_letter_is_retried_after_a_passing_failure_not_after_a_refusal(
 
     mail.fail_next(1, "550 5.1.1 No such mailbox")
     sender.send(Letter("gone@example.com", "Code", "Your code: 654321"), IVAN)
-    await eventually(lambda: not sender._tasks)
+    await eventually(lambda: sender.sending == 0)
     assert mail.letters_to("gone@example.com") == []
     await sender.close()
 

@@ -242,5 +242,13 @@ MIGRATIONS: tuple[str, ...] = (
         created_at            REAL    NOT NULL
     );
     CREATE INDEX ownership_proofs_created_at ON ownership_proofs (created_at);
+
+    -- Code letters sent in the last hour per address (a SHA-256 of it, rows older than an hour
+    -- pruned), so nobody can flood a student's mailbox or collect codes to guess at.
+    CREATE TABLE proof_letters (
+        email_key TEXT NOT NULL,
+        sent_at   REAL NOT NULL
+    );
+    CREATE INDEX proof_letters_email_key ON proof_letters (email_key, sent_at);
     """,
 )

@@ -127,6 +127,22 @@ class ProofRepository:
         )
 
     @staticmethod
+    async def letter_allowed_in(
+        tx: aiosqlite.Connection, email_key: str, now: float, per_hour: int
+    ) -> bool:
+        """Count a letter to this address in, unless ``per_hour`` went there in the last hour."""
+        await tx.execute("DELETE FROM proof_letters WHERE sent_at <= ?", (now - 3600,))
+        row = await fetch_one(
+            tx, "SELECT COUNT(*) FROM proof_letters WHERE email_key = ?", (email_key,)
+        )
+        if row is not None and int(row[0]) >= per_hour:
+            return False
+        await tx.execute(
+            "INSERT INTO proof_letters (email_key, sent_at) VALUES (?, ?)", (email_key, now)
+        )
+        return True
+
+    @staticmethod
     async def delete_in(tx: aiosqlite.Connection, telegram_id: int) -> None:
         await tx.execute("DELETE FROM ownership_proofs WHERE telegram_id = ?", (telegram_id,))
 
