@@ -9,12 +9,13 @@ Sending in the background also keeps the reply to a known email as quick as to a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Literal
+from typing import Any, Literal
 
 import aiosmtplib
 
@@ -100,24 +101,41 @@ class LetterSender:
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain=parseaddr(config.sender)[1].partition("@")[2])
         message.set_content(letter.body)
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=config.host,
-                port=config.port,
-                username=config.username,
-                password=config.password,
-                use_tls=config.security == "tls",
-                start_tls=config.security == "starttls",
-                timeout=TIMEOUT,
-            )
-        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPSenderRefused) as error:
-            raise MailRejected(type(error).__name__) from None
-        except aiosmtplib.SMTPAuthenticationError as error:
-            raise MailRejected(f"authentication failed ({error.code})") from None
-        except aiosmtplib.SMTPResponseException as error:
-            if 500 <= error.code < 600:
-                raise MailRejected(f"SMTP {error.code}") from None
-            raise MailUnavailable(f"SMTP {error.code}") from None
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise MailUnavailable(type(error).__name__) from None
+        with _mail_errors():
+            await aiosmtplib.send(message, **self._connection(), timeout=TIMEOUT)
+
+    async def check(self) -> None:
+        """Connect, secure the connection and log in as a letter would, sending nothing (for
+        ``python -m bot check``); raises ``MailUnavailable`` or ``MailRejected``."""
+        client = aiosmtplib.SMTP(**self._connection(), timeout=TIMEOUT)
+        with _mail_errors():
+            await client.connect()
+            await client.quit()
+
+    def _connection(self) -> dict[str, Any]:
+        config = self._config
+        return {
+            "hostname": config.host,
+            "port": config.port,
+            "username": config.username,
+            "password": config.password,
+            "use_tls": config.security == "tls",
+            "start_tls": config.security == "starttls",
+        }
+
+
+@contextlib.contextmanager
+def _mail_errors() -> Iterator[None]:
+    """aiosmtplib's failures as ours: a refusal, or a passing failure worth retrying."""
+    try:
+        yield
+    except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPSenderRefused) as error:
+        raise MailRejected(type(error).__name__) from None
+    except aiosmtplib.SMTPAuthenticationError as error:
+        raise MailRejected(f"authentication failed ({error.code})") from None
+    except aiosmtplib.SMTPResponseException as error:
+        if 500 <= error.code < 600:
+            raise MailRejected(f"SMTP {error.code}") from None
+        raise MailUnavailable(f"SMTP {error.code}") from None
+    except (aiosmtplib.SMTPException, OSError) as error:
+        raise MailUnavailable(type(error).__name__) from None

@@ -525,3 +525,27 @@ def test_every_proof_step_has_its_words() -> None:
         assert {step.value for step in ProofStep} <= texts.keys()
         assert {f"proof_by_{method}" for method in ProofMethod} <= texts.keys()
         assert {"notice_proof_failures", "notice_unknown_emails"} <= texts.keys()
+
+
+async def test_check_command_reports_the_proof_and_reaches_the_mail_server(
+    standins: StandIns, mail: MailStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.check import run_check
+    from tests.running import free_port
+
+    settings = proof_settings(standins, mail, operator_chat_id=None)
+    assert await run_check(settings) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["proof"].startswith("ok ")
+    assert (
+        "offered: contact, email_code; not offered: operator (no OPERATOR_CHAT_ID)"
+        in (lines["proof"])
+    )
+    assert lines["smtp"].startswith("ok ")
+    assert mail.letters == []  # nothing sent
+
+    closed = proof_settings(standins, mail, smtp_port=free_port())
+    assert await run_check(closed) == 1
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["smtp"].startswith("FAIL ")
+    assert "MailUnavailable" in lines["smtp"]
