@@ -41,6 +41,8 @@ from services.storage.queued_lookups import QueuedLookup, QueuedLookupRepository
 
 log = logging.getLogger(__name__)
 
+NOTHING_TO_PROVE = ProofAnswer(ProofStep.NOTHING_TO_PROVE)
+
 
 @dataclass(frozen=True)
 class Linked:
@@ -265,32 +267,39 @@ class LinkService:
 
     # --- proof of ownership -------------------------------------------------------------------
 
+    # A step may come after OWNERSHIP_PROOF was turned off (dialog states outlive a restart):
+    # there is nothing to prove then.
+
     async def prove_code(self, telegram_id: int, text: str) -> Linked | Conflict | ProofAnswer:
-        assert self._proofs is not None
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
         return await self._proven(telegram_id, await self._proofs.check_code(telegram_id, text))
 
     async def prove_contact(
         self, telegram_id: int, contact_user_id: int | None, phone: str
     ) -> Linked | Conflict | ProofAnswer:
-        assert self._proofs is not None
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
         checked = await self._proofs.check_contact(telegram_id, contact_user_id, phone)
         return await self._proven(telegram_id, checked)
 
     async def resend_code(self, telegram_id: int) -> ProofAnswer:
-        assert self._proofs is not None
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
         return await self._proofs.resend_code(telegram_id)
 
     async def ask_operator(self, telegram_id: int) -> PendingProof | ProofAnswer:
         """The proof to show the operators on a card (the handlers send it)."""
-        assert self._proofs is not None
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
         asked = await self._proofs.ask_operator(telegram_id)
         if isinstance(asked, PendingProof):
             log.info("proof by telegram %s: operators asked", telegram_id)
         return asked
 
     async def operator_not_reached(self, proof: PendingProof) -> None:
-        assert self._proofs is not None
-        await self._proofs.operator_not_reached(proof.id)
+        if self._proofs is not None:
+            await self._proofs.operator_not_reached(proof.id)
 
     async def operator_decides(
         self, operator_id: int, proof_id: int, confirm: bool
@@ -357,7 +366,7 @@ class LinkService:
             return checked
         outcome = await self._store(telegram_id, checked.email, proven_user(checked), proof=checked)
         if outcome is None:  # decided another way meanwhile
-            return ProofAnswer(ProofStep.NOTHING_TO_PROVE)
+            return NOTHING_TO_PROVE
         assert not isinstance(outcome, NotFound | ProofNeeded)
         return outcome
 
