@@ -5,6 +5,7 @@ Every answer before the proof reads the same whatever GetCourse knows; the link,
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
@@ -135,7 +136,8 @@ async def on_operator_answer(
     )
     if decision is None:
         await query.answer(texts.render("proof_card_expired"), show_alert=True)
-        await message.edit_reply_markup(reply_markup=None)
+        with contextlib.suppress(TelegramAPIError):  # its buttons may be gone already
+            await message.edit_reply_markup(reply_markup=None)
         return
     await query.answer()
     proof, outcome = decision.proof, decision.outcome
@@ -147,13 +149,18 @@ async def on_operator_answer(
         key = "proof_card_conflict" if isinstance(outcome, Conflict) else "proof_card_confirmed"
         line = texts.render(key, operator=operator, telegram_id=proof.telegram_id)
         told = answer_text(texts, result_of(outcome), proof.email)
-    await message.edit_text(f"{html.escape(message.text or '')}\n\n{line}", reply_markup=None)
+    # The person first: the decision is made, and a card that cannot be edited must not hold
+    # their answer back.
     person = StorageKey(bot_id=bot.id, chat_id=proof.chat_id, user_id=proof.telegram_id)
     await FSMContext(fsm_storage, person).clear()
     try:
         await bot.send_message(proof.chat_id, told, reply_markup=ReplyKeyboardRemove())
     except TelegramAPIError as error:
         log.warning("proof answer for telegram %s not delivered: %s", proof.telegram_id, error)
+    try:
+        await message.edit_text(f"{html.escape(message.text or '')}\n\n{line}", reply_markup=None)
+    except TelegramAPIError as error:
+        log.warning("proof card of telegram %s not updated: %s", proof.telegram_id, error)
 
 
 async def _tell(

@@ -367,6 +367,28 @@ async def test_owner_links_when_an_operator_confirms(
     assert await app.services.links.operator_decides(OPERATOR_ID, proof_id, True) is None
 
 
+async def test_a_card_for_a_proof_given_another_way_is_out_of_date(
+    standins: StandIns, mail: MailStandIn, app: App
+) -> None:
+    ivan = Person(standins.telegram, IVAN)
+    await asks_for_proof(ivan, IVAN_EMAIL)
+    ivan.says("🙋 Попросить поддержку")
+    await ivan.reply("Запрос отправлен")
+    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
+    share_contact(ivan, IVAN_PHONE)
+    await ivan.reply("Готово")
+
+    confirm = next(data for text, data in card.buttons() if "Подтвердить" in text)
+    standins.telegram.press_button(OPERATOR_ID, card.message_id, confirm, chat_id=OPERATOR_CHAT)
+    alert = await standins.telegram.wait_for_call("answerCallbackQuery")
+    assert "уже закрыт" in alert.params["text"]
+    await eventually(lambda: standins.telegram.bot_messages(OPERATOR_CHAT)[0].buttons() == [])
+    assert await app.services.database.fetchall("SELECT * FROM operator_audit") == []
+    link = await app.services.links.current_link(IVAN)
+    assert link is not None
+    assert link.linked_by is None  # the person's own proof
+
+
 async def test_an_operators_link_is_a_proof_in_itself(
     standins: StandIns, mail: MailStandIn, app: App
 ) -> None:
