@@ -18,13 +18,13 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeChatMember
 from pydantic import SecretStr
 
 from bot import __version__
 from bot.draining import finish_tasks
 from bot.fsm_storage import SQLiteStorage
+from bot.isolation import PerChatIsolation
 from bot.metrics import Metrics
 from bot.middlewares import LogContextMiddleware, UpdateMetricsMiddleware
 from bot.settings import Settings
@@ -36,6 +36,7 @@ from handlers.notices import render_notices
 from handlers.operators import OPERATOR_COMMANDS
 from handlers.profiles import ProfileMiddleware
 from handlers.texts import Texts
+from services.backoff import RetryPolicy
 from services.coalescing import CoalescedExports
 from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
@@ -49,7 +50,7 @@ from services.lookup_queue import LookupPace, LookupQueue
 from services.mail import LetterSender, SmtpConfig
 from services.notifications import GroupingNotifier, NoticeGroup
 from services.operators import Deployment, OperatorConsole
-from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
+from services.outbox import DeliverySchedule, OutboxWorker
 from services.ownership import CODE_VALID_SECONDS, LetterRenderer, OwnershipProofs, ProofMethod
 from services.profiles import ProfileBook
 from services.reachability import Reachability
@@ -60,6 +61,7 @@ from services.storage.directory import DirectoryRepository
 from services.storage.instance_lock import InstanceLock
 from services.storage.operator_menus import OperatorMenu, OperatorMenuRepository
 from services.storage.queued_lookups import QueuedLookupRepository
+from services.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class Services:
     notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
     profiles: ProfileBook
     operators: OperatorConsole
+    supervisor: Supervisor  # keeps the background loops running; readiness reads it
     letters: LetterSender | None = None  # one-time codes by SMTP, when SMTP_HOST is set
 
     async def close(self) -> None:
@@ -112,6 +115,7 @@ async def create_services(settings: Settings) -> Services:
     )
     budget = ExportBudget(database, settings.getcourse_export_budget)
     calls = CallTracker()
+    supervisor = Supervisor()
     notifier = GroupingNotifier(
         interval=settings.operator_notice_interval,
         gather=min(NOTICE_GATHER_SECONDS, settings.operator_notice_interval),
@@ -214,6 +218,7 @@ async def create_services(settings: Settings) -> Services:
         on_enqueued=outbox.wake,
         deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
         keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
+        supervisor=supervisor,
     )
     return Services(
         database=database,
@@ -232,6 +237,7 @@ async def create_services(settings: Settings) -> Services:
         notifier=notifier,
         profiles=ProfileBook(database),
         operators=operators,
+        supervisor=supervisor,
         letters=letters,
     )
 
@@ -295,7 +301,7 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=SQLiteStorage(DialogStateRepository(services.database)),
         # One person's updates are handled one after another, everyone else's in parallel.
-        events_isolation=SimpleEventIsolation(),
+        events_isolation=PerChatIsolation(),
         settings=settings,
         texts=Texts.load(settings.bot_language),
         link_service=services.links,
@@ -328,16 +334,16 @@ class App:
     dispatcher: Dispatcher
     metrics: Metrics
     lock: InstanceLock
-    outbox_task: asyncio.Task[None]
     lock_lost: asyncio.Event = field(default_factory=asyncio.Event)
     stop_deadline: float | None = None  # loop time; set once stopping began
 
     @classmethod
     @contextlib.asynccontextmanager
     async def running(cls, settings: Settings) -> AsyncIterator[App]:
-        """Services up, the database lock held and the outbox worker delivering; everything
-        closed on the way out. Raises ``InstanceLockHeld`` while another process runs on
-        the database."""
+        """Services up, the database lock held and the background loops (the outbox worker
+        delivering, queued lookups, scheduled syncs, operator notices) running under the
+        supervisor; everything closed on the way out. Raises ``InstanceLockHeld`` while another
+        process runs on the database."""
         services = await create_services(settings)
         lock = InstanceLock(services.database, settings.mode)
         try:
@@ -351,7 +357,9 @@ class App:
         services.calls.subscribe(metrics.observe_call)
         dispatcher.update.outer_middleware(LogContextMiddleware())
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
-        worker = asyncio.create_task(services.outbox.run(), name="outbox")
+        supervisor = services.supervisor
+        # Every background loop runs supervised: a failure is logged and the loop started again.
+        background = {supervisor.start("outbox", services.outbox.run)}
         texts = Texts.load(settings.bot_language)
         answers = functools.partial(
             deliver_answer,
@@ -361,24 +369,29 @@ class App:
             services.reachability,
             methods=services.links.proof_methods,
         )
-        lookups = asyncio.create_task(services.lookups.run(answers), name="queued-lookups")
-        background = {worker, lookups}
+        lookups = supervisor.start(
+            "queued_lookups", functools.partial(services.lookups.run, answers)
+        )
+        background.add(lookups)
         if settings.operator_chat_id is not None:
             deliver = functools.partial(send_notices, bot, settings.operator_chat_id, texts)
             background.add(
-                asyncio.create_task(services.notifier.run(deliver), name="operator-notices")
+                supervisor.start(
+                    "operator_notices", functools.partial(services.notifier.run, deliver)
+                )
             )
         scheduler = SyncScheduler(
             services.sync,
             full_every=settings.getcourse_full_sync_hours * 3600,
             incremental_every=settings.getcourse_incremental_sync_minutes * 60,
         )
-        background.add(asyncio.create_task(scheduler.run(), name="directory-sync"))
-        app = cls(settings, services, bot, dispatcher, metrics, lock, worker)
-        keeper = asyncio.create_task(lock.keep(app._on_lock_lost), name="instance-lock")
+        background.add(supervisor.start("directory_sync", scheduler.run))
+        app = cls(settings, services, bot, dispatcher, metrics, lock)
+        keeper = supervisor.start("instance_lock", functools.partial(lock.keep, app._on_lock_lost))
         try:
             yield app
         finally:
+            supervisor.stop()  # a loop failing from here on stays down
             keeper.cancel()
             lookups.cancel()  # waiting lookups stay queued for the next start
             services.outbox.stop()
@@ -456,6 +469,8 @@ class App:
             allowed_updates=self.dispatcher.resolve_used_update_types(),
             handle_signals=handle_signals,
             close_bot_session=False,
+            # Updates beyond this wait in Telegram: the next poll comes once a slot is free.
+            tasks_concurrency_limit=self.settings.updates_at_once,
         )
 
 

@@ -13,7 +13,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from bot.app import Services, create_bot, create_services
 from bot.log_setup import Redactor
 from bot.settings import Settings
-from services.errors import GetCourseError, MailError, SalebotError
+from services.errors import GetCourseError, MailError, SalebotError, StartupError
 from services.mail import LetterSender
 
 Outcome = tuple[bool, str]
@@ -27,13 +27,18 @@ async def run_check(settings: Settings) -> int:
         print(redact(f"{'ok' if ok else 'FAIL':<5} {name:<10} {detail}"), flush=True)
         return ok
 
+    try:
+        services = await create_services(settings)
+    except StartupError as error:
+        report("database", (False, str(error)))
+        return 1
     report("settings", (True, f"{settings.mode} mode, database {settings.database_path}"))
-    services = await create_services(settings)
     bot = create_bot(settings)
+    me: list[str] = []  # this bot's username, once Telegram told it
     checks: list[tuple[str, Callable[[], Awaitable[Outcome]]]] = [
-        ("telegram", lambda: _telegram(bot)),
+        ("telegram", lambda: _telegram(bot, me)),
         ("getcourse", lambda: _getcourse(settings, services)),
-        ("salebot", lambda: _salebot(settings, services)),
+        ("salebot", lambda: _salebot(settings, services, me)),
     ]
     if settings.ownership_proof:
         checks.append(("proof", lambda: _proof(settings)))
@@ -48,14 +53,15 @@ async def run_check(settings: Settings) -> int:
     return 0 if all(passed) else 1
 
 
-async def _telegram(bot: Bot) -> Outcome:
+async def _telegram(bot: Bot, me: list[str]) -> Outcome:
     try:
-        me = await bot.get_me()
+        user = await bot.get_me()
     except TelegramUnauthorizedError:
         return False, "Telegram rejected BOT_TOKEN (401 Unauthorized)"
     except TelegramAPIError as error:
         return False, f"getMe failed: {type(error).__name__}: {error.message}"
-    return True, f"getMe: @{me.username} (id {me.id})"
+    me.extend(filter(None, [user.username]))
+    return True, f"getMe: @{user.username} (id {user.id})"
 
 
 async def _getcourse(settings: Settings, services: Services) -> Outcome:
@@ -70,12 +76,19 @@ async def _getcourse(settings: Settings, services: Services) -> Outcome:
     )
 
 
-async def _salebot(settings: Settings, services: Services) -> Outcome:
+async def _salebot(settings: Settings, services: Services, me: list[str]) -> Outcome:
+    wanted = settings.salebot_bot_username
+    if wanted.casefold() in {name.casefold() for name in me}:
+        # Salebot receives its bot's updates by webhook; this bot would take them away (polling
+        # deletes that webhook, webhook mode replaces it), and the funnel would go silent.
+        return False, (
+            f"SALEBOT_BOT_USERNAME is this bot itself (@{wanted}): the Salebot funnel needs a "
+            "Telegram bot of its own; connect a second bot to Salebot and name that one"
+        )
     try:
         channels = await services.salebot.connected_channels()
     except SalebotError as error:
         return False, f"{settings.salebot_base_url}: {error}"
-    wanted = settings.salebot_bot_username
     # For Telegram, Salebot's group_id is the bot's username.
     names = {ch.group_id for ch in channels if ch.platform == "telegram" and ch.group_id}
     if wanted.casefold() in {name.casefold() for name in names}:

@@ -36,6 +36,7 @@ def add_health_routes(web_app: web.Application, app: App) -> None:
     async def metrics(request: web.Request) -> web.StreamResponse:
         services = app.services
         await app.metrics.refresh(services.database, services.budget)
+        app.metrics.observe_loops(services.supervisor.statuses())
         return await scrape(request)
 
     web_app.router.add_get("/healthz", healthz)
@@ -48,7 +49,7 @@ async def readiness(app: App) -> dict[str, dict[str, Any]]:
     checks: dict[str, dict[str, Any]] = {
         "taking_updates": {"ok": app.stop_deadline is None},
         "database": await _database(app),
-        "outbox_worker": {"ok": not app.outbox_task.done()},
+        "background": _background(app),
     }
     for service in (GETCOURSE, SALEBOT):
         status = app.services.calls.status(service)
@@ -59,6 +60,23 @@ async def readiness(app: App) -> dict[str, dict[str, Any]]:
             "last_failure_cause": status.last_failure_cause,
         }
     return checks
+
+
+def _background(app: App) -> dict[str, Any]:
+    """Each supervised loop; not ok while one is failing, waiting to start again, cut off, or
+    not yet running long since its restart."""
+    statuses = app.services.supervisor.statuses()
+    loops = {
+        status.name: {
+            "ok": status.healthy,
+            "state": status.state,
+            "restarts": status.restarts,
+            "last_error": status.last_error,
+            "last_failure": _iso(status.last_failure_at),
+        }
+        for status in statuses
+    }
+    return {"ok": all(status.healthy for status in statuses), "loops": loops}
 
 
 async def _database(app: App) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from services.storage.database import Database
 from services.storage.directory import DirectoryRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
+from services.supervision import LoopStatus
 
 # A reply takes milliseconds; a link waits for a GetCourse export (up to the lookup timeout).
 HANDLING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 240)
@@ -88,6 +89,24 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+
+        self.loop_healthy = Gauge(
+            "bot_background_loop_healthy",
+            "1 while a background loop runs well (as /readyz counts it), else 0",
+            ["loop"],
+            registry=registry,
+        )
+        self.loop_restarts = Gauge(
+            "bot_background_loop_restarts",
+            "Times a background loop was started again after a failure, since the bot started",
+            ["loop"],
+            registry=registry,
+        )
+
+    def observe_loops(self, statuses: list[LoopStatus]) -> None:
+        for status in statuses:
+            self.loop_healthy.labels(status.name).set(1 if status.healthy else 0)
+            self.loop_restarts.labels(status.name).set(status.restarts)
 
     def observe_call(self, outcome: CallOutcome) -> None:
         label = outcome.cause or "ok"

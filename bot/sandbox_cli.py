@@ -11,16 +11,20 @@ import html
 import re
 import sys
 import tempfile
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.app import App
 from bot.log_setup import configure_logging
+from bot.polling import PollingRunner
 from bot.settings import Settings, load_settings
 from handlers.texts import Texts
 from sandbox.getcourse import GetCourseStandIn
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import SentMessage, TelegramStandIn
+from services.storage.outbox import OutboxRepository
 
 if TYPE_CHECKING:
     from sandbox.mail import MailStandIn, ReceivedLetter
@@ -43,6 +47,7 @@ DEMO_PHONES = {
 # After a message, replies are awaited until the bot has been quiet this long.
 QUIET_SECONDS = 1.0
 REPLY_DEADLINE = 60.0
+WRITE_CHECK_SECONDS = 0.1
 
 HELP = """Type a message as the student and press Enter. Sandbox commands:
   :press N     press button N of the bot's last message
@@ -54,15 +59,27 @@ HELP = """Type a message as the student and press Enter. Sandbox commands:
   :salebot     show what Salebot holds for this user
   :funnel      this user starts the school's Salebot funnel bot (Salebot gets a client)
   :help        this text
-  :quit        stop (Ctrl-D works too)"""
+  :quit        stop (Ctrl-D and Ctrl-C work too)
+Charts and files the bot sends are saved, and their paths printed."""
+# Where files the bot sends (the /stats chart, the /export CSV) are saved for the person to open.
+FILES_FOLDER = Path(tempfile.gettempdir()) / "gc-salebot-sandbox"
 
 
 class TerminalChat:
     def __init__(
-        self, telegram: TelegramStandIn, salebot: SalebotStandIn, checking_prefix: str
+        self,
+        telegram: TelegramStandIn,
+        salebot: SalebotStandIn,
+        checking_prefix: str,
+        write_waiting: Callable[[int], Awaitable[bool]],
+        person_is_back: Callable[[int], Awaitable[None]],
+        bot_busy: Callable[[], bool],
     ) -> None:
         self.telegram = telegram
         self.salebot = salebot
+        self.bot_busy = bot_busy  # updates not yet taken, or still being handled
+        self.write_waiting = write_waiting  # a Salebot write for this user is in the outbox
+        self.person_is_back = person_is_back
         # A "checking…" reply is always followed by the result: wait for it, however long.
         self.checking_prefix = checking_prefix
         self.user_id = DEFAULT_USER
@@ -84,11 +101,7 @@ class TerminalChat:
             self.show_salebot(always=False, quietly=True)
             self.print_unseen()  # what the bot wrote to them meanwhile (an operator's cards)
         elif command == ":funnel":
-            if self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT) is None:
-                self.salebot.add_client(self.user_id, group=FUNNEL_BOT, name="Sandbox student")
-            print("… the student started the Salebot funnel bot; a pending write retries soon")
-            await self.wait_for_salebot_write()
-            self.show_salebot(always=True)
+            await self.start_funnel()
         elif command == ":salebot":
             self.show_salebot(always=True)
         elif command == ":photo":
@@ -110,6 +123,8 @@ class TerminalChat:
                 self.telegram.send_message(self.user_id, code)
                 print(f"you> {code}")
                 await self.print_replies()
+        elif command.startswith(":"):
+            print(f"… no sandbox command {command}\n{HELP}")
         elif line.strip():
             self.telegram.send_message(self.user_id, line.rstrip("\n"))
             await self.print_replies()
@@ -126,7 +141,8 @@ class TerminalChat:
         await self.print_replies()
 
     async def print_replies(self) -> None:
-        """Print what the bot sends until it has been quiet for a moment."""
+        """Print what the bot sends until it has finished with the message and been quiet for
+        a moment (a chart may take seconds to draw)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REPLY_DEADLINE
         expecting_more = True
@@ -134,33 +150,24 @@ class TerminalChat:
             seen = self._seen.get(self.user_id, 0)
             try:
                 message = await self.telegram.wait_for_message(
-                    self.user_id,
-                    after=seen,
-                    timeout=REPLY_DEADLINE if expecting_more else QUIET_SECONDS,
+                    self.user_id, after=seen, timeout=QUIET_SECONDS
                 )
             except AssertionError:
+                if expecting_more or self.bot_busy():
+                    continue
                 break
             expecting_more = (message.text or "").startswith(self.checking_prefix)
             ids = [m.message_id for m in self.telegram.bot_messages(self.user_id)]
             self._seen[self.user_id] = ids.index(message.message_id) + 1
-            print(render(message))
+            print(render(message, self.telegram))
         await asyncio.sleep(0.3)  # let a just-stored link reach the Salebot stand-in
         self.show_salebot(always=False)
 
     def print_unseen(self) -> None:
         messages = self.telegram.bot_messages(self.user_id)
         for message in messages[self._seen.get(self.user_id, 0) :]:
-            print(render(message))
+            print(render(message, self.telegram))
         self._seen[self.user_id] = len(messages)
-
-    async def wait_for_salebot_write(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + REPLY_DEADLINE
-        while loop.time() < deadline:
-            client = self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT)
-            if client and "telegram_id" in self.salebot.client_variables(client.id):
-                return
-            await asyncio.sleep(0.2)
 
     def show_letter(self, letter: ReceivedLetter) -> None:
         """The mail stand-in received a letter: print it, as the student would read it."""
@@ -168,6 +175,22 @@ class TerminalChat:
         print(f"mail> to {', '.join(letter.recipients)}: {letter.subject}")
         for line in letter.body.splitlines():
             print(f"mail> {line}")
+
+    async def start_funnel(self) -> None:
+        """The student starts the Salebot funnel bot; a write that was waiting for their
+        Salebot client is delivered now, and nothing is waited for when there is none."""
+        if self.salebot.client_by_platform_id(self.user_id, FUNNEL_BOT) is None:
+            self.salebot.add_client(self.user_id, group=FUNNEL_BOT, name="Sandbox student")
+        print("… the student started the Salebot funnel bot")
+        if not await self.write_waiting(self.user_id):
+            self.show_salebot(always=True)
+            return
+        await self.person_is_back(self.user_id)  # as when they write to the bot again
+        for _ in range(int(REPLY_DEADLINE / WRITE_CHECK_SECONDS)):
+            if not await self.write_waiting(self.user_id):
+                break
+            await asyncio.sleep(WRITE_CHECK_SECONDS)
+        self.show_salebot(always=True)
 
     def show_salebot(self, *, always: bool, quietly: bool = False) -> None:
         """Print the user's Salebot variables when asked or when they changed."""
@@ -186,7 +209,7 @@ class TerminalChat:
             print(f"      {name} = {variables[name]}")
 
 
-def render(message: SentMessage) -> str:
+def render(message: SentMessage, telegram: TelegramStandIn) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", "", message.text or message.caption or ""))
     lines = [f"bot> {line}" for line in text.splitlines() or [""]]
     lines += [f"     [{n}] {label}" for n, (label, _) in enumerate(message.buttons(), start=1)]
@@ -194,7 +217,19 @@ def render(message: SentMessage) -> str:
     if keyboard:
         labels = " | ".join(str(button.get("text", "")) for row in keyboard for button in row)
         lines.append(f"     keyboard: {labels} (type a label to press it; :contact shares)")
+    for sent in (message.document, *(message.photo or [])[-1:]):
+        if sent is not None:
+            lines.append(f"     [file] {save_file(telegram, message, sent)}")
     return "\n".join(lines)
+
+
+def save_file(telegram: TelegramStandIn, message: SentMessage, sent: dict[str, Any]) -> Path:
+    """Write a file the bot sent where the person can open it; its path."""
+    upload = telegram.files[str(sent["file_id"])]
+    FILES_FOLDER.mkdir(parents=True, exist_ok=True)
+    path = FILES_FOLDER / f"{message.message_id}-{Path(upload.file_name).name or 'file'}"
+    path.write_bytes(upload.content)
+    return path
 
 
 def stand_in_settings(
@@ -231,7 +266,7 @@ def mail_stand_in() -> MailStandIn | None:
     return MailStandIn()
 
 
-async def run_sandbox() -> int:
+async def run_sandbox(language: str = "ru") -> int:
     telegram = TelegramStandIn(token=TOKEN)
     # One "not ready yet" poll per export, as a real GetCourse would answer.
     getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
@@ -264,27 +299,47 @@ async def run_sandbox() -> int:
                 getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
                 salebot_retry_first_delay=2,
                 salebot_retry_max_delay=4,
+                bot_language=language,
+                shutdown_timeout=1,  # nothing here is worth waiting for on the way out
                 # Every proof method works here: letters print in the terminal, the operator
                 # (:user 900000001) gets the cards in their chat.
                 **proof,
             )
             configure_logging(settings.log_level, settings.log_format, settings.secrets())
             async with App.running(settings) as app:
-                polling = asyncio.create_task(app.run_polling(handle_signals=False))
-                await telegram.wait_for_poll()
-                checking = Texts.load(settings.bot_language).render("checking", email="\0")
-                chat = TerminalChat(telegram, salebot, checking.split("\0")[0])
-                if mail is not None:
-                    mail.on_letter = chat.show_letter
-                await chat_from_terminal(chat, getcourse)
-                await app.dispatcher.stop_polling()
-                await polling
+                polling = PollingRunner(app)
+                await polling.start()
+                try:
+                    await telegram.wait_for_poll()
+                    chat = terminal_chat(app, telegram, salebot)
+                    if mail is not None:
+                        mail.on_letter = chat.show_letter
+                    await chat_from_terminal(chat, getcourse)
+                finally:  # also on Ctrl-C: polling ends before the stand-ins it talks to
+                    await polling.stop()
     finally:
         for server in (telegram, getcourse, salebot):
             await server.stop()
         if mail is not None:
             await mail.stop()
     return 0
+
+
+def terminal_chat(app: App, telegram: TelegramStandIn, salebot: SalebotStandIn) -> TerminalChat:
+    checking = Texts.load(app.settings.bot_language).render("checking", email="\0")
+    outbox = OutboxRepository(app.services.database)
+
+    async def write_waiting(telegram_id: int) -> bool:
+        return await outbox.pending_for(telegram_id) is not None
+
+    return TerminalChat(
+        telegram,
+        salebot,
+        checking.split("\0")[0],
+        write_waiting,
+        app.services.outbox.person_is_back,
+        lambda: telegram.updates_waiting or bool(app.dispatcher._handle_update_tasks),
+    )
 
 
 async def chat_from_terminal(chat: TerminalChat, getcourse: GetCourseStandIn) -> None:
@@ -294,10 +349,10 @@ async def chat_from_terminal(chat: TerminalChat, getcourse: GetCourseStandIn) ->
         f"GetCourse knows, among others: {emails}\n"
         f"You are Telegram user {chat.user_id}. Start with /start.\n{HELP}"
     )
-    loop = asyncio.get_running_loop()
+    lines = terminal_lines()
     while True:
         print("you> ", end="", flush=True)
-        line = await loop.run_in_executor(None, sys.stdin.readline)
+        line = await lines.get()
         if not line:
             print()
             return
@@ -305,3 +360,23 @@ async def chat_from_terminal(chat: TerminalChat, getcourse: GetCourseStandIn) ->
             print(line.rstrip("\n"))  # echo piped input so a transcript reads naturally
         if not await chat.handle(line):
             return
+
+
+def terminal_lines() -> asyncio.Queue[str]:
+    """Lines typed at the terminal ("" at Ctrl-D), read by a daemon thread: a read blocked in
+    an executor thread would keep the process alive after Ctrl-C."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            line = sys.stdin.readline()
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the sandbox has ended meanwhile
+                return
+            if not line:
+                return
+
+    threading.Thread(target=read, name="terminal", daemon=True).start()
+    return lines

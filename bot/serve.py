@@ -16,7 +16,7 @@ from bot.app import App
 from bot.polling import PollingRunner
 from bot.settings import Settings
 from bot.webhook import WebhookRunner
-from services.errors import InstanceLockHeld
+from services.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ async def serve(settings: Settings) -> int:
     try:
         async with App.running(settings) as app:
             code = await _serve(app, stop)
-    except InstanceLockHeld as error:
+    except StartupError as error:  # one line: the database, the instance lock, a port
         log.error("%s", error)
         return 1
     finally:

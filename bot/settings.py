@@ -19,6 +19,7 @@ TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,64}$")
+TELEGRAM_WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 # How a person may prove an email is theirs, in the order offered (OWNERSHIP_PROOF).
 PROOF_METHODS = ("contact", "email_code", "operator")
 DEFAULT_SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     webhook_drop_pending_updates: bool = False
     health_listen: str | None = None
     shutdown_timeout: float = Field(default=8.0, gt=0)
+    updates_at_once: int = Field(default=100, ge=1, le=10_000)
     operator_ids: Annotated[frozenset[int], NoDecode]
     operator_chat_id: int | None = None
     operator_notice_interval: float = Field(default=60.0, gt=0)
@@ -225,6 +227,13 @@ class Settings(BaseSettings):
         if self.mode == "webhook":
             if not self.webhook_url:
                 raise ValueError("WEBHOOK_URL is required when MODE=webhook")
+            url = urlsplit(self.webhook_url)
+            port = url.port or 443
+            if port not in TELEGRAM_WEBHOOK_PORTS and not _is_loopback(url.hostname or ""):
+                raise ValueError(
+                    f"WEBHOOK_URL: Telegram posts webhooks only to ports 443, 80, 88 or 8443, "
+                    f"not {port}"
+                )
             secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
             if not WEBHOOK_SECRET_PATTERN.match(secret):
                 raise ValueError(

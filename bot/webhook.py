@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
+from aiogram import Bot
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
@@ -30,6 +32,12 @@ class DrainingRequestHandler(SimpleRequestHandler):
     def __init__(self, app: App, *, secret_token: str) -> None:
         super().__init__(app.dispatcher, app.bot, secret_token=secret_token)
         self._app = app
+        # Telegram has its 200 already; updates beyond this wait here for their turn.
+        self._slots = asyncio.Semaphore(app.settings.updates_at_once)
+
+    async def _background_feed_update(self, bot: Bot, update: dict[str, Any]) -> None:
+        async with self._slots:
+            await super()._background_feed_update(bot, update)
 
     async def drain(self) -> None:
         tasks = self._background_feed_update_tasks

@@ -28,6 +28,7 @@ from services.storage.deliveries import Delivery
 from services.storage.directory import DoneRun, SyncRun
 from services.storage.link_events import LinkEvent
 from services.storage.profiles import TelegramProfile
+from services.supervision import LoopStatus
 
 ERROR_LIMIT = 120
 AUDIT_VALUE_LIMIT = 60
@@ -308,6 +309,7 @@ def health(texts: Texts, report: HealthReport) -> str:
         ),
         _service(texts, "GetCourse", report.getcourse),
         _service(texts, "Salebot", report.salebot),
+        *_loops(texts, report.loops),
         texts.render(
             "health_budget",
             used=report.budget_used,
@@ -353,6 +355,27 @@ def _directory(texts: Texts, report: DirectoryReport) -> list[str]:
     elif report.unfinished:
         lines.append(texts.render("health_sync_stopped"))
     return lines
+
+
+def _loops(texts: Texts, loops: list[LoopStatus]) -> list[str]:
+    """One line when every loop runs and never failed; else each loop that failed since start.
+    Nothing without loops (a console outside the running bot)."""
+    troubled = [loop for loop in loops if not loop.healthy or loop.restarts]
+    if not troubled:
+        return [texts.render("health_loops_ok", count=len(loops))] if loops else []
+    never = texts.render("health_never")
+    return [texts.render("health_loops")] + [
+        texts.render(
+            "health_loop",
+            mark="✅" if loop.healthy else "⚠️",
+            name=texts.render(f"loop_{loop.name}") if f"loop_{loop.name}" in texts else loop.name,
+            state=texts.render(f"loop_state_{loop.state}"),
+            restarts=loop.restarts,
+            failed=_unix_moment(loop.last_failure_at) or never,
+            error=loop.last_error or "—",
+        )
+        for loop in troubled
+    ]
 
 
 def _unfinished_run(texts: Texts, run: SyncRun) -> str:

@@ -12,8 +12,9 @@ Endpoint names (used by ``faults``, ``fail_next`` and ``requests``):
 
 Tech API (only with ``tech_token`` set, ``"<developerKey>_<schoolKey>"``): Bearer auth, 403
 "Нет доступа" on a wrong or missing token, 404 "Объект не найден" for an unknown email, else
-``data`` as a list of one user. It costs no export budget. Slow or failing answers come from
-``faults`` like every other endpoint.
+``data`` as a list of one user; ``tech_api_missing`` makes it answer an HTML 404 page instead
+(the Tech API not enabled for the school). It costs no export budget. Slow or failing answers
+come from ``faults`` like every other endpoint.
 
 ``export_latency``: seconds an export takes to build (polls before then answer 909), for the
 benchmarks; 0 (the default) leaves readiness to ``not_ready_polls``.
@@ -275,6 +276,9 @@ class GetCourseStandIn(LoopbackServer):
         self.not_ready_polls = not_ready_polls
         self.clock = clock
         self.tech_token = tech_token
+        # The Tech API not there (not enabled, or a domain that does not serve /pl/api/v1):
+        # get-fields answers an HTML 404 page instead of its JSON envelope.
+        self.tech_api_missing = False
         self.export_latency = export_latency
         self.empty_result_style: EmptyResultStyle = "items"
         self.email_filter_ignored = False
@@ -535,6 +539,8 @@ class GetCourseStandIn(LoopbackServer):
                 await asyncio.sleep(fault.delay)
             if fault.has_response():
                 return fault.response()
+        if self.tech_api_missing:
+            return web.Response(status=404, text=_NOT_FOUND_PAGE, content_type="text/html")
         if self.tech_token is None or request.headers.get("Authorization") != (
             f"Bearer {self.tech_token}"
         ):

@@ -12,6 +12,11 @@ Implemented actions: ``find_client_id_by_platform_id``, ``save_variables``, ``ge
 parameters come from the query string merged with the body (the body wins). Tests check the
 method the bot used through :attr:`SalebotStandIn.requests`.
 
+Where the reference leaves an answer open, the stand-in can give each shape seen, switched by an
+attribute: ``no_client_answer`` (no match for ``find_client_id_by_platform_id``: ``[]``, HTTP 404
+or HTTP 200 ``{"status": "fail", ...}``) and ``saved_answer`` (a successful ``save_variables``:
+``{"status": "success"}``, an empty body, or the text ``OK``).
+
 Seed file (``sandbox/data/salebot_clients.json``)::
 
     {
@@ -80,7 +85,13 @@ _CALLBACK_CONTROL_FIELDS = frozenset(
 )
 
 VariablesShape = Literal["flat", "nested"]
-_Reply = tuple[int, Any]
+# How find_client_id_by_platform_id answers when nothing matches; undocumented (reference,
+# "where the record is thin"): an empty array, HTTP 404, or HTTP 200 ``{"status": ...}``.
+NoClientAnswer = Literal["empty_list", "http_404", "status_object"]
+# How save_variables answers a success; undocumented: ``{"status": "success"}``, an empty body,
+# or a body that is not JSON.
+SavedAnswer = Literal["status", "empty", "text"]
+_Reply = tuple[int, Any] | web.Response
 _Handler = Callable[[dict[str, Any], Any], _Reply]
 
 _CLIENT_NOT_FOUND: _Reply = (200, {"status": "client_not_found"})
@@ -137,12 +148,16 @@ class SalebotStandIn(LoopbackServer):
         telegram_bots: Sequence[str] = ("school_funnel_bot",),
         clients: Iterable[SalebotClientRecord] = (),
         variables_shape: VariablesShape = "flat",
+        no_client_answer: NoClientAnswer = "empty_list",
+        saved_answer: SavedAnswer = "status",
     ) -> None:
         super().__init__()
         self.api_key = api_key
         self.telegram_bots: list[str] = list(telegram_bots)
         # Real projects differ (reference §3): "nested" puts custom variables under "variables".
         self.variables_shape: VariablesShape = variables_shape
+        self.no_client_answer: NoClientAnswer = no_client_answer
+        self.saved_answer: SavedAnswer = saved_answer
         self.faults = FaultPlan()
         self.requests: list[RecordedRequest] = []
         self.callbacks: list[CallbackRecord] = []
@@ -357,10 +372,12 @@ class SalebotStandIn(LoopbackServer):
         try:
             if body_error is not None:
                 raise _BadRequest(body_error)
-            status, payload = handler(_params(record.query, record.body), record.body)
+            reply = handler(_params(record.query, record.body), record.body)
         except _BadRequest as exc:
             return _json(400, {"status": "error", "message": str(exc)})
-        return _json(status, payload)
+        if isinstance(reply, web.Response):
+            return reply
+        return _json(*reply)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -383,7 +400,11 @@ class SalebotStandIn(LoopbackServer):
             if record.platform_id in wanted
             and (group_filter is None or record.group == group_filter)
         ]
-        return 200, found
+        if found or self.no_client_answer == "empty_list":
+            return 200, found
+        if self.no_client_answer == "http_404":
+            return 404, {"status": "error", "message": "Client not found"}
+        return 200, {"status": "fail", "message": "Client not found"}
 
     def _save_variables(self, params: dict[str, Any], body: Any) -> _Reply:
         _require_object(body)
@@ -406,6 +427,10 @@ class SalebotStandIn(LoopbackServer):
                 return _CLIENT_NOT_FOUND
             records.append(record)
         _store_variables(records, client_vars, deal_vars)
+        if self.saved_answer == "empty":
+            return web.Response(status=200)
+        if self.saved_answer == "text":
+            return web.Response(status=200, text="OK")
         return _SUCCESS
 
     def _get_variables(self, params: dict[str, Any], body: Any) -> _Reply:

@@ -557,6 +557,11 @@ class TelegramStandIn(LoopbackServer):
             "supports_inline_queries": False,
         }
 
+    @property
+    def updates_waiting(self) -> bool:
+        """Updates the bot has not taken (acknowledged with a later offset) yet."""
+        return bool(self._pending)
+
     async def _get_updates(self, call: _Request) -> list[dict[str, Any]]:
         if self.webhook is not None:
             raise _ApiError(409, _WEBHOOK_CONFLICT)

@@ -101,7 +101,16 @@ class SalebotRejected(SalebotError):
 # --- Running -----------------------------------------------------------------------------------
 
 
-class InstanceLockHeld(ServiceError):
+class StartupError(ServiceError):
+    """The bot cannot start here (database, instance lock, listening port); the message is one
+    line that names the setting to look at."""
+
+
+class DatabaseUnavailable(StartupError):
+    """The database file cannot be opened, created or migrated."""
+
+
+class InstanceLockHeld(StartupError):
     """Another bot process holds this database; the message says which and what to do."""
 
 

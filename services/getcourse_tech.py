@@ -3,7 +3,9 @@ the school's export budget (``reference/getcourse-api.md`` §4, §6).
 
 Auth is ``Authorization: Bearer <developerKey>_<schoolKey>``; the answer is the envelope
 ``{status, message, code, errors, data}`` where ``data`` is one user or a list of them.
-404 "Объект не найден" means no such user; 403 "Нет доступа" means the keys are wrong."""
+404 "Объект не найден" (that JSON envelope) means no such user; 403 "Нет доступа" means the keys
+are wrong. A 404 with any other body (an HTML page) means the Tech API is not there for this
+school or domain: a configuration problem, never "not found" (reference §9)."""
 
 from __future__ import annotations
 
@@ -65,6 +67,7 @@ class GetCourseTechClient:
         self._token = token
         self._notifier = notifier or NullNotifier()
         self._calls = calls or CallTracker()
+        self._misconfigured_told = False
 
     async def find_user_by_email(self, email: str) -> GetCourseUser | None:
         with self._calls.track(GETCOURSE, "tech_find_user"):
@@ -79,22 +82,47 @@ class GetCourseTechClient:
                 raise GetCourseUnavailable("tech get-fields: timed out") from error
             except httpx.HTTPError as error:
                 raise GetCourseUnavailable(f"tech get-fields: {type(error).__name__}") from error
-            if response.status_code == 404:
-                log.info("getcourse tech api: %s not found", mask_email(email))
-                return None
             if response.status_code in (401, 403):
-                refused = GetCourseConfigError(
+                raise self._misconfigured(
                     "GetCourse Tech API refused the keys (403): check GETCOURSE_TECH_API_KEY"
                 )
-                self._notifier.notify(
-                    OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": str(refused)})
+            if response.status_code == 404 and not _is_not_found_answer(response.content):
+                # Not GetCourse's "no such user" but a page: the Tech API is not enabled for
+                # the school, or the domain does not serve /pl/api/v1.
+                raise self._misconfigured(
+                    "GetCourse Tech API answered a 404 page instead of its JSON: check that the "
+                    "Tech API is enabled and GETCOURSE_BASE_URL serves /pl/api/v1"
                 )
-                raise refused
             if response.status_code == 429 or response.status_code >= 500:
                 raise GetCourseUnavailable(f"tech get-fields: HTTP {response.status_code}")
-            if response.status_code != 200:
+            if response.status_code not in (200, 404):
                 raise GetCourseBadResponse(f"tech get-fields: HTTP {response.status_code}")
-            return _user_from(response.content, email)
+            user = _user_from(response.content, email)
+        self._misconfigured_told = False  # answered as the Tech API does: tell again next time
+        if user is None:
+            log.info("getcourse tech api: %s not found", mask_email(email))
+        return user
+
+    def _misconfigured(self, message: str) -> GetCourseConfigError:
+        """The error to raise; operators hear of it once until the Tech API answers properly
+        again, however many lookups run into it meanwhile."""
+        error = GetCourseConfigError(message)
+        if not self._misconfigured_told:
+            self._misconfigured_told = True
+            log.error("%s", message)
+            self._notifier.notify(
+                OperatorNotice(OperatorEvent.GETCOURSE_MISCONFIGURED, {"error": message})
+            )
+        return error
+
+
+def _is_not_found_answer(body: bytes) -> bool:
+    """GetCourse's own "no such object": ``{"status": false, "code": 404, ...}``."""
+    try:
+        envelope = _TechEnvelope.model_validate_json(body)
+    except ValidationError:
+        return False
+    return not envelope.status and envelope.code == 404
 
 
 def _user_from(body: bytes, email: str) -> GetCourseUser | None:

@@ -36,6 +36,7 @@ from services.storage.outbox import OutboxRepository
 from services.storage.ownership_proofs import ProofRepository
 from services.storage.profiles import ProfileRepository, TelegramProfile
 from services.storage.queued_lookups import QueuedLookupRepository
+from services.supervision import LoopStatus, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class HealthReport:
     budget_limit: int
     budget_paused_until: datetime | None  # after a 903 all export traffic waits
     directory: DirectoryReport
+    loops: list[LoopStatus]  # the background loops, as the supervisor sees them
 
 
 HistoryEntry = LinkEvent | Delivery
@@ -202,6 +204,7 @@ class OperatorConsole:
         deployment: Deployment,
         *,
         keep_variables_on_unlink: bool = False,
+        supervisor: Supervisor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._database = database
@@ -212,6 +215,7 @@ class OperatorConsole:
         self._on_enqueued = on_enqueued
         self._deployment = deployment
         self._keep_variables = keep_variables_on_unlink
+        self._supervisor = supervisor or Supervisor()
         self._clock = clock
         self._started_at = clock()
         self._links = LinkRepository(database)
@@ -532,6 +536,7 @@ class OperatorConsole:
             budget_limit=self._budget.limit,
             budget_paused_until=_unix_datetime(await self._budget.paused_until()),
             directory=await self._directory_report(),
+            loops=self._supervisor.statuses(),
         )
 
     async def _directory_report(self) -> DirectoryReport:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from services.backoff import RetryPolicy
 from services.errors import (
     SalebotBadResponse,
     SalebotClientNotFound,
@@ -48,29 +48,6 @@ class DeliveryCause(StrEnum):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: ``first_delay`` doubling up to ``max_delay``."""
-
-    first_delay: float = 5.0
-    max_delay: float = 3600.0
-    jitter: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.first_delay <= 0 or self.max_delay < self.first_delay:
-            raise ValueError("retry delays must be positive, the maximum not below the first")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("jitter must be in [0, 1)")
-
-    def delay(self, attempts: int) -> float:
-        # The exponent is capped because 2.0 ** 1024 raises OverflowError: an item whose client
-        # never appears is retried for good, and at ~1000 attempts that crashed the worker.
-        exponent = min(max(attempts - 1, 0), 64)
-        base = min(self.first_delay * 2.0**exponent, self.max_delay)
-        # Jitter spreads retries of many items that failed together.
-        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
-
-
-@dataclass(frozen=True)
 class DeliverySchedule:
     """When failed writes are tried again.
 
@@ -79,8 +56,8 @@ class DeliverySchedule:
     longer cap, for ``missing_client_for`` seconds before the write is given up. Rejections
     (bad key, missing scope, invalid variables) are not retried."""
 
-    retry: RetryPolicy = RetryPolicy()
-    missing_client: RetryPolicy = RetryPolicy(max_delay=6 * 3600.0)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    missing_client: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_delay=6 * 3600.0))
     missing_client_for: float = 14 * 24 * 3600.0
 
 
@@ -116,16 +93,11 @@ class OutboxWorker:
 
     async def run(self) -> None:
         log.info("outbox worker started")
+        # An unexpected error ends this call; the supervisor (services.supervision) logs it
+        # and starts the worker again after a pause.
         while not self._stopping:
             self._wakeup.clear()
-            try:
-                await self.deliver_due()
-            except Exception:
-                # A bug or a database hiccup must not end delivery for everyone: log it and
-                # come back after the idle pause.
-                log.exception("outbox worker step failed")
-                await self._pause(self._idle_check)
-                continue
+            await self.deliver_due()
             if self._stopping:
                 break
             next_due = await self._outbox.next_due_at()

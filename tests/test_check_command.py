@@ -133,3 +133,26 @@ async def test_bad_settings_stop_before_any_call(check: Check, standins: StandIn
     }
     assert standins.telegram.calls == []
     assert standins.getcourse.requests == []
+
+
+async def test_funnel_bot_must_not_be_this_bot(check: Check, standins: StandIns) -> None:
+    # The Telegram stand-in's bot is @school_support_bot; Salebot's channel list is made to
+    # hold it too, so only the "same bot" rule can fail the line.
+    standins.salebot.telegram_bots.append("school_support_bot")
+    code, lines = await check(SALEBOT_BOT_USERNAME="School_Support_Bot")
+    assert code == 1
+    assert lines["salebot"].startswith("FAIL ")
+    assert "SALEBOT_BOT_USERNAME is this bot itself (@School_Support_Bot)" in lines["salebot"]
+    assert all(lines[name].startswith("ok ") for name in ("settings", "telegram", "getcourse"))
+
+
+async def test_unusable_database_path_is_one_failed_line(
+    check: Check, standins: StandIns, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database folder should be")
+    code, lines = await check(DATABASE_PATH=str(blocker / "bot.sqlite3"))
+    assert code == 1
+    assert list(lines) == ["database"]
+    assert lines["database"].startswith(f"FAIL  database   DATABASE_PATH {blocker}/bot.sqlite3: ")
+    assert standins.telegram.calls == []

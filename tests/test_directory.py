@@ -10,6 +10,7 @@ import itertools
 from datetime import date, timedelta
 
 import aiosqlite
+import httpx
 import pytest
 
 from bot.app import create_services
@@ -18,7 +19,8 @@ from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
 from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
-from services.errors import GetCourseBadResponse, GetCourseUnavailable
+from services.errors import GetCourseBadResponse, GetCourseConfigError, GetCourseUnavailable
+from services.getcourse_tech import GetCourseTechClient
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
@@ -531,6 +533,86 @@ async def test_tech_api_refusal_or_outage_falls_back_to_an_export(standins: Stan
         ("users", "anna@example.org"),
         ("tech_get_fields", "ivan.petrov@example.com"),
         ("users", "ivan.petrov@example.com"),
+    ]
+
+
+async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
+    standins: StandIns,
+) -> None:
+    standins.getcourse.tech_token = TECH_TOKEN
+    standins.getcourse.tech_api_missing = True  # an HTML 404 page, not GetCourse's JSON
+    settings = standins.settings(
+        getcourse_tech_api_key=TECH_TOKEN,
+        operator_chat_id=OPERATOR_CHAT,
+        operator_notice_interval=0.2,
+    )
+    ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
+    async with polling_bot(standins, settings) as app:
+        ivan.says("anna@example.org")
+        await ivan.reply("Готово")  # answered by an export, not "not found"
+        maria.says("ivan.petrov@example.com")
+        await maria.reply("Готово")
+        await eventually(lambda: misconfigured_notices(standins))
+        assert app.services.calls.status("getcourse").last_failure_cause == "config_error"
+        # Once the Tech API answers as it should, a nobody is "not found" through it again.
+        standins.getcourse.tech_api_missing = False
+        sergey = Person(standins.telegram, 100000003)
+        sergey.says("nobody@example.com")
+        await sergey.reply("Не нашёл")
+    asked = [
+        (r.endpoint, r.params["email"])
+        for r in standins.getcourse.requests
+        if r.endpoint in ("tech_get_fields", "users")
+    ]
+    assert asked == [
+        ("tech_get_fields", "anna@example.org"),
+        ("users", "anna@example.org"),
+        ("tech_get_fields", "ivan.petrov@example.com"),
+        ("users", "ivan.petrov@example.com"),
+        ("tech_get_fields", "nobody@example.com"),
+    ]
+    [notice] = misconfigured_notices(standins)  # one notice for the two lookups
+    assert "— 1\n" in notice
+    assert "/pl/api/v1" in notice
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        Fault(status=404, body="<html><body>Not Found</body></html>"),
+        Fault(status=404, body=""),
+        Fault(status=404, json_body={"error": "Not Found"}),
+        Fault(status=404, json_body={"status": False, "code": 403, "message": "Нет доступа"}),
+    ],
+    ids=["html", "empty", "other-json", "other-code"],
+)
+async def test_tech_api_404_is_not_found_only_as_getcourse_json(
+    standins: StandIns, page: Fault
+) -> None:
+    standins.getcourse.tech_token = TECH_TOKEN
+    notifier = Recorder()
+    async with httpx.AsyncClient(base_url=standins.getcourse.base_url) as http:
+        tech = GetCourseTechClient(http, TECH_TOKEN, notifier=notifier)
+        assert await tech.find_user_by_email("nobody@example.com") is None  # GetCourse's JSON
+        standins.getcourse.faults.add("tech_get_fields", page, times=2)
+        for _ in range(2):
+            with pytest.raises(GetCourseConfigError):
+                await tech.find_user_by_email("nobody@example.com")
+        assert await tech.find_user_by_email("nobody@example.com") is None
+        standins.getcourse.faults.add("tech_get_fields", page)
+        with pytest.raises(GetCourseConfigError):
+            await tech.find_user_by_email("nobody@example.com")
+    # Once per spell of trouble: told again only after a proper answer came between.
+    assert [notice.event for notice in notifier.notices] == [
+        OperatorEvent.GETCOURSE_MISCONFIGURED
+    ] * 2
+
+
+def misconfigured_notices(standins: StandIns) -> list[str]:
+    return [
+        plain(message.text or "")
+        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
+        if "GetCourse: ошибка настройки" in (message.text or "")
     ]
 
 

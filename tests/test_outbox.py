@@ -15,15 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.salebot import SalebotStandIn
+from sandbox.salebot import NoClientAnswer, SalebotStandIn, SavedAnswer
 from sandbox.server import Fault
+from services.backoff import RetryPolicy
 from services.models import Link, salebot_variables
 from services.notifications import OperatorEvent, OperatorNotice
-from services.outbox import DeliverySchedule, OutboxWorker, RetryPolicy
+from services.outbox import DeliverySchedule, OutboxWorker
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
+from services.supervision import Supervisor
 from tests.conftest import eventually
 
 API_KEY = "sb-outbox-secret-key-9876543210"
@@ -233,6 +235,43 @@ async def test_failed_write_stays_pending_and_is_retried_when_due(
     assert (row["state"], row["attempts"], row["last_error"]) == ("delivered", 2, None)
 
 
+@pytest.mark.parametrize("shape", ["empty_list", "http_404", "status_object"])
+async def test_no_client_in_any_shape_waits_for_the_client_and_then_lands(
+    standin: SalebotStandIn,
+    db: Database,
+    worker: OutboxWorker,
+    clock: FakeClock,
+    shape: NoClientAnswer,
+) -> None:
+    standin.no_client_answer = shape
+    await link_and_enqueue(db, START)
+
+    assert await worker.deliver_due() == 0
+    row = await only_row(db)
+    assert (row["state"], row["cause"]) == ("pending", "client_not_found")  # not given up
+
+    client = standin.add_client(TELEGRAM_ID)  # the person starts the funnel bot
+    clock.now = row["next_attempt_at"]
+    assert await worker.deliver_due() == 1
+    assert standin.client_variables(client.id) == expected_variables()
+
+
+@pytest.mark.parametrize("shape", ["empty", "text"])
+async def test_save_answered_with_an_empty_or_non_json_body_is_delivered_once(
+    standin: SalebotStandIn, db: Database, worker: OutboxWorker, shape: SavedAnswer
+) -> None:
+    client = standin.add_client(TELEGRAM_ID)
+    standin.saved_answer = shape
+    await link_and_enqueue(db, START)
+
+    assert await worker.deliver_due() == 1
+
+    assert standin.client_variables(client.id) == expected_variables()
+    row = await only_row(db)
+    assert (row["state"], row["attempts"]) == ("delivered", 1)
+    assert len(standin.requests_of("save_variables")) == 1
+
+
 async def test_retry_delays_double_up_to_the_cap(
     standin: SalebotStandIn, db: Database, worker: OutboxWorker, clock: FakeClock
 ) -> None:
@@ -408,22 +447,26 @@ class FlakySalebot(SalebotClient):
         return await super().find_client_id(telegram_id)
 
 
-async def test_run_survives_an_unexpected_error(standin: SalebotStandIn, db: Database) -> None:
+async def test_run_survives_an_unexpected_error_under_the_supervisor(
+    standin: SalebotStandIn, db: Database
+) -> None:
     client = standin.add_client(TELEGRAM_ID)
     http = httpx.AsyncClient(base_url=standin.base_url, timeout=TIMEOUT)
     flaky = FlakySalebot(http, API_KEY, BOT)
     worker = OutboxWorker(db, flaky, quick(RetryPolicy(jitter=0)), idle_check=60.0)
+    supervisor = Supervisor(RetryPolicy(first_delay=0.01, max_delay=0.05, jitter=0))
     await link_and_enqueue(db, time.time())
-    task = asyncio.create_task(worker.run())
+    task = supervisor.start("outbox", worker.run)
     try:
-        await eventually(lambda: flaky.failed)
-        worker.wake()  # the worker is still alive and delivers when woken
+        # Started again after the failure, the worker delivers the write it failed on.
         await eventually(lambda: "telegram_id" in standin.client_variables(client.id))
     finally:
         worker.stop()
         await asyncio.wait_for(task, 2.0)
         await http.aclose()
-    assert task.exception() is None
+    assert flaky.failed
+    [status] = supervisor.statuses()
+    assert (status.restarts, status.last_error) == (1, "RuntimeError")
 
 
 # -- RetryPolicy -------------------------------------------------------------------------------

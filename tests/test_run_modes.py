@@ -4,6 +4,7 @@ bot's aiohttp server) and polling with its health server; one database moving be
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -162,7 +163,7 @@ async def test_health_and_metrics_follow_the_work_in_polling_mode(standins: Stan
         assert set(ready.json()["checks"]) == {
             "taking_updates",
             "database",
-            "outbox_worker",
+            "background",
             "getcourse",
             "salebot",
         }
@@ -212,11 +213,15 @@ async def test_health_and_metrics_follow_the_work_in_polling_mode(standins: Stan
         assert metric((await get(listen, "/metrics")).text, "bot_outbox_pending") == 0
 
         # A dead outbox worker is not ready either.
-        app.outbox_task.cancel()
-        await eventually(lambda: app.outbox_task.done())
+        [outbox] = [task for task in asyncio.all_tasks() if task.get_name() == "outbox"]
+        outbox.cancel()
+        await eventually(outbox.done)
         dead = await get(listen, "/readyz")
         assert dead.status_code == 503
-        assert dead.json()["checks"]["outbox_worker"] == {"ok": False}
+        background = dead.json()["checks"]["background"]
+        assert background["ok"] is False
+        assert background["loops"]["outbox"]["state"] == "stopped"
+        assert background["loops"]["queued_lookups"]["ok"] is True
 
 
 async def _ready(listen: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.salebot import SalebotClientRecord, SalebotStandIn
+from sandbox.salebot import NoClientAnswer, SalebotClientRecord, SalebotStandIn, SavedAnswer
 from sandbox.server import Fault
 from services.errors import (
     SalebotBadResponse,
@@ -180,6 +180,54 @@ async def test_find_client_id_empty_array_is_not_found(
     _assert_key_hidden(caught.value)
 
 
+@pytest.mark.parametrize("shape", ["http_404", "status_object"])
+async def test_find_client_id_other_no_match_shapes_are_not_found(
+    standin: SalebotStandIn, salebot: SalebotClient, shape: NoClientAnswer
+) -> None:
+    standin.no_client_answer = shape
+
+    with pytest.raises(SalebotClientNotFound) as caught:
+        await salebot.find_client_id(7_000_000_404)
+
+    assert standin.requests_of(FIND)[0].status == (404 if shape == "http_404" else 200)
+    _assert_key_hidden(caught.value)
+    # The switch changes only the no-match answer.
+    assert await salebot.find_client_id(TELEGRAM_ID) == TG_CLIENT_ID
+
+
+@pytest.mark.parametrize("status", [400, 404, 410, 422])
+async def test_find_client_id_any_4xx_but_a_key_refusal_is_not_found(
+    standin: SalebotStandIn, salebot: SalebotClient, status: int
+) -> None:
+    standin.fail_next(FIND, status=status)  # an HTML page, not JSON
+
+    with pytest.raises(SalebotClientNotFound):
+        await salebot.find_client_id(TELEGRAM_ID)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"status": "success"}, {"status": "fail", "message": "x"}, {"status": "client_not_found"}],
+)
+async def test_find_client_id_status_object_without_clients_is_not_found(
+    mock_salebot: MockSalebot, answer: dict[str, str]
+) -> None:
+    salebot, _ = mock_salebot(answer)
+
+    with pytest.raises(SalebotClientNotFound):
+        await salebot.find_client_id(TELEGRAM_ID)
+
+
+async def test_find_client_id_status_object_with_clients_reads_them(
+    mock_salebot: MockSalebot,
+) -> None:
+    salebot, _ = mock_salebot(
+        {"status": "success", "clients": [_match(TG_CLIENT_ID, str(TELEGRAM_ID), BOT)]}
+    )
+
+    assert await salebot.find_client_id(TELEGRAM_ID) == TG_CLIENT_ID
+
+
 async def test_find_client_id_several_matches_takes_the_lowest_id(
     standin: SalebotStandIn, salebot: SalebotClient
 ) -> None:
@@ -289,6 +337,27 @@ async def test_get_variables_error_answer_is_not_read_as_variables(
         await salebot.get_variables(TG_CLIENT_ID)
 
 
+@pytest.mark.parametrize("shape", ["empty", "text"])
+async def test_save_variables_2xx_with_an_empty_or_non_json_body_has_landed(
+    standin: SalebotStandIn, salebot: SalebotClient, shape: SavedAnswer
+) -> None:
+    standin.saved_answer = shape
+
+    await salebot.save_variables(TG_CLIENT_ID, {"client.email": "x@example.com"})
+
+    assert standin.client_variables(TG_CLIENT_ID)["email"] == "x@example.com"
+    assert standin.requests_of("save_variables")[-1].status == 200
+
+
+async def test_save_variables_error_page_is_not_a_landed_write(
+    standin: SalebotStandIn, salebot: SalebotClient
+) -> None:
+    standin.fail_next("save_variables", status=400)  # HTML, not JSON
+
+    with pytest.raises(SalebotBadResponse):
+        await salebot.save_variables(TG_CLIENT_ID, {"client.email": "x@example.com"})
+
+
 async def test_save_variables_unknown_client_is_not_found(salebot: SalebotClient) -> None:
     with pytest.raises(SalebotClientNotFound):
         await salebot.save_variables(999, {"client.email": "x@example.com"})
@@ -376,10 +445,11 @@ async def test_connection_refused_is_unavailable(call_name: str) -> None:
         await _fails_with(SalebotClient(http, API_KEY, BOT), call_name, SalebotUnavailable)
 
 
-@call_names
+@pytest.mark.parametrize("call_name", [name for name in CALLS if name != "save"])
 async def test_non_json_200_is_a_bad_response(
     standin: SalebotStandIn, salebot: SalebotClient, call_name: str
 ) -> None:
+    # (A save_variables answered 2xx has landed whatever its body: tested above.)
     standin.faults.add(CALLS[call_name][0], Fault(status=200, body="<html>OK</html>"))
 
     await _fails_with(salebot, call_name, SalebotBadResponse)

@@ -84,6 +84,14 @@ def test_system_locale_variable_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> 
             },
             "WEBHOOK_SECRET is required when MODE=webhook",
         ),
+        (
+            {
+                "mode": "webhook",
+                "webhook_url": "https://bot.example.com:8080/tg",
+                "webhook_secret": "s3cret-s3cret-s3cret",
+            },
+            "WEBHOOK_URL: Telegram posts webhooks only to ports 443, 80, 88 or 8443, not 8080",
+        ),
         ({"bot_language": "de"}, "BOT_LANGUAGE: "),
         ({"webhook_listen": "8080"}, "WEBHOOK_LISTEN: must be host:port"),
         ({"health_listen": "localhost:http"}, "HEALTH_LISTEN: must be host:port"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,9 +13,20 @@ from typing import Any
 
 import aiosqlite
 
+from services.errors import DatabaseUnavailable
 from services.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
+
+# Each try at a write waits up to SQLite's busy_timeout (5 s) for another connection's write
+# lock; a write keeps trying this long in all before it fails with "database is locked".
+LOCK_PATIENCE_SECONDS = 30.0
+LOCKED_RETRY_SECONDS = 0.1
+
+
+def is_database_locked(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY: another connection holds the lock this statement needed."""
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class Database:
@@ -30,20 +42,33 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self.connection = connection
         self.path = path
+        self.lock_patience = LOCK_PATIENCE_SECONDS  # public so a test can shorten it
         self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA busy_timeout=5000")
-        database = cls(connection, path)
-        await database.migrate()
+        """Raises ``DatabaseUnavailable``, one line naming DATABASE_PATH, when the file cannot
+        be created, opened or brought to the current schema."""
+        connection: aiosqlite.Connection | None = None
+        try:
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+            connection.row_factory = aiosqlite.Row
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=NORMAL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            await connection.execute("PRAGMA busy_timeout=5000")
+            database = cls(connection, path)
+            await database.migrate()
+        except (OSError, sqlite3.Error) as error:
+            if connection is not None:
+                await connection.close()
+            raise DatabaseUnavailable(f"DATABASE_PATH {path}: {_reason(error)}") from None
+        except DatabaseUnavailable:
+            assert connection is not None
+            await connection.close()
+            raise
         return database
 
     async def migrate(self) -> None:
@@ -51,9 +76,9 @@ class Database:
             row = await cursor.fetchone()
         current = int(row[0]) if row else 0
         if current > len(MIGRATIONS):
-            raise RuntimeError(
-                f"database {self.path} has schema version {current}, newer than this program "
-                f"knows ({len(MIGRATIONS)}); upgrade the program"
+            raise DatabaseUnavailable(
+                f"DATABASE_PATH {self.path} has schema version {current}, newer than this "
+                f"program knows ({len(MIGRATIONS)}): upgrade the program"
             )
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
             # executescript commits on its own, so the version bump rides in the same script.
@@ -64,23 +89,60 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            begin = asyncio.ensure_future(self.connection.execute("BEGIN IMMEDIATE"))
-            try:
-                await asyncio.shield(begin)
-            except asyncio.CancelledError:
-                # The connection's thread runs BEGIN all the same: undo it, or every later
-                # transaction fails with "cannot start a transaction within a transaction".
-                with contextlib.suppress(Exception):
-                    await begin
-                    await self.connection.execute("ROLLBACK")
-                raise
+        await self._begin()
+        try:
             try:
                 yield self.connection
             except BaseException:
                 await self.connection.execute("ROLLBACK")
                 raise
             await self.connection.execute("COMMIT")
+        finally:
+            self._lock.release()
+
+    async def _begin(self) -> None:
+        """Take the lock and open a write transaction. While another connection holds SQLite's
+        write lock (an ``sqlite3`` shell, a backup), wait it out for up to ``lock_patience``
+        seconds, letting the lock go between tries so reads of this process go on."""
+        loop = asyncio.get_running_loop()
+        locked_since: float | None = None
+        while True:
+            await self._lock.acquire()
+            try:
+                await self._execute_begin()
+            except sqlite3.OperationalError as error:
+                self._lock.release()
+                if not is_database_locked(error):
+                    raise
+                now = loop.time()
+                if locked_since is None:
+                    locked_since = now
+                    log.warning(
+                        "database is locked by another connection: waiting up to %.0fs",
+                        self.lock_patience,
+                    )
+                if now - locked_since >= self.lock_patience:
+                    raise
+                await asyncio.sleep(LOCKED_RETRY_SECONDS)
+                continue
+            except BaseException:
+                self._lock.release()
+                raise
+            if locked_since is not None:
+                log.info("database lock released after %.1fs", loop.time() - locked_since)
+            return
+
+    async def _execute_begin(self) -> None:
+        begin = asyncio.ensure_future(self.connection.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            # The connection's thread runs BEGIN all the same: undo it, or every later
+            # transaction fails with "cannot start a transaction within a transaction".
+            with contextlib.suppress(Exception):
+                await begin
+                await self.connection.execute("ROLLBACK")
+            raise
 
     async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self._lock:
@@ -110,3 +172,15 @@ async def fetch_all(
     connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()
 ) -> list[aiosqlite.Row]:
     return list(await connection.execute_fetchall(sql, parameters))
+
+
+def _reason(error: OSError | sqlite3.Error) -> str:
+    """What went wrong, in words an integrator can act on."""
+    if isinstance(error, OSError):
+        return f"{error.strerror or type(error).__name__} ({error.filename or 'its folder'})"
+    text = str(error)
+    if "locked" in text:
+        return "the database is locked by another program (a backup, an sqlite3 shell?)"
+    if "unable to open" in text:
+        return "cannot open or create the file (check the folder exists and is writable)"
+    return text
