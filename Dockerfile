@@ -1,4 +1,4 @@
-# The bot in either run mode. Not built by CI (no Docker engine there): see README, "Recipes".
+# The bot in either run mode. Not built by CI (no Docker engine there): see docs/deployment.md, "Recipes".
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -33,7 +33,8 @@ class PerChatIsolation(BaseEventIsolation):
                 yield
         finally:
             turn.holders -= 1
-            if turn.holders == 0:
+            # Identity check: ``close`` may have dropped the turns while this one was held.
+            if turn.holders == 0 and self._turns.get(key) is turn:
                 del self._turns[key]
 
     @property

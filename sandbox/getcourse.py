@@ -1,6 +1,6 @@
 """GetCourse stand-in: the legacy import/export API (``/pl/api/...``) over real HTTP on loopback.
 
-Follows ``reference/getcourse-api.md``: asynchronous users export (start → poll, 909 while
+Follows ``docs/getcourse-api.md``: asynchronous users export (start → poll, 909 while
 building), one export building at a time per account (905), a rolling budget of export-API
 requests (903), errors as HTTP 200 with ``success: false``, custom-field columns in the middle
 of the row, every cell a string, and the import endpoint with its two-level answer.

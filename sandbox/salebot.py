@@ -1,10 +1,10 @@
 """A Salebot stand-in served over real HTTP on loopback.
 
-It follows ``reference/salebot-api.md``: the API key is a path segment
+It follows ``docs/salebot-api.md``: the API key is a path segment
 (``/api/{api_key}/{action}``), answers are JSON whose shape differs per action (a bare array
 from ``find_client_id_by_platform_id``, a flat dict from ``get_variables``), errors are often
 HTTP 200 with a non-success ``status``, and JSON bodies are accepted whatever the
-Content-Type says (form bodies too). Where the reference marks something unknown, the choice
+Content-Type says (form bodies too). Where those notes leave something open, the choice
 made here is noted next to the code.
 
 Implemented actions: ``find_client_id_by_platform_id``, ``save_variables``, ``get_variables``,
@@ -154,7 +154,8 @@ class SalebotStandIn(LoopbackServer):
         super().__init__()
         self.api_key = api_key
         self.telegram_bots: list[str] = list(telegram_bots)
-        # Real projects differ (reference §3): "nested" puts custom variables under "variables".
+        # Real projects differ (docs/salebot-api.md, "Reading variables"): "nested" puts custom
+        # variables under "variables".
         self.variables_shape: VariablesShape = variables_shape
         self.no_client_answer: NoClientAnswer = no_client_answer
         self.saved_answer: SavedAnswer = saved_answer
@@ -355,7 +356,8 @@ class SalebotStandIn(LoopbackServer):
             return _html_fault(500).response()
         if key is None or not record.action:
             return _json(404, {"status": "error", "message": "Not found"})
-        # The reference does not know what a wrong key gets; 401 + JSON is this stand-in's pick.
+        # Nobody knows what a wrong key gets (docs/salebot-api.md); 401 + JSON is this
+        # stand-in's pick.
         if self._reject_key or key != self.api_key:
             return _json(401, {"status": "error", "message": "Unauthorized"})
 
@@ -392,7 +394,8 @@ class SalebotStandIn(LoopbackServer):
         # Compared as text: a number and its string form find the same client.
         wanted = {str(item) for item in (raw_ids if isinstance(raw_ids, list) else [raw_ids])}
         group = params.get("group_id")
-        # Without group_id the search spans every channel of the project [inferred in §4.1].
+        # Without group_id the search spans every channel of the project (inferred; see
+        # docs/salebot-api.md, "Finding the person's client").
         group_filter = None if group in (None, "") else str(group)
         found = [
             _client_json(record)
@@ -450,7 +453,7 @@ class SalebotStandIn(LoopbackServer):
             "main_client_id": "NONE",
             "message_id": "NONE",
         }
-        # Whether real Salebot merges deal variables here is unknown (reference §3); this
+        # Whether real Salebot merges deal variables here is unknown (docs/salebot-api.md); this
         # follows the in-bot lookup priority deal > client, so deal values win.
         custom = {**record.client_variables, **record.deal_variables}
         if self.variables_shape == "nested":
@@ -468,7 +471,7 @@ class SalebotStandIn(LoopbackServer):
         extra = {
             name: value for name, value in params.items() if name not in _CALLBACK_CONTROL_FIELDS
         }
-        # Extra fields become variables; the reference cannot say where they land, so they
+        # Extra fields become variables; nobody knows where they land (docs/salebot-api.md), so they
         # go where save_variables would put them (deal unless prefixed with "client.").
         _store_variables([record], *_split_variables(extra))
         self.callbacks.append(
@@ -538,7 +541,7 @@ class SalebotStandIn(LoopbackServer):
         except (TypeError, ValueError):
             return {**item, "status": "error", "message": "client_type must be an integer"}
         platform_id, group = str(item["platform_id"]), str(item.get("group_id") or "")
-        # Get-or-create: whether Salebot reuses an existing client is unknown (reference §4.2).
+        # Get-or-create: whether Salebot reuses an existing client is unknown (docs/salebot-api.md).
         existing = next(
             (r for r in self.clients if r.platform_id == platform_id and r.group == group), None
         )

@@ -1,6 +1,6 @@
 """GetCourse legacy export API: find a user by email.
 
-The flow follows ``reference/getcourse-api.md``: start a users export with the ``email`` filter,
+The flow follows ``docs/getcourse-api.md``: start a users export with the ``email`` filter,
 poll it while it answers 909 ("file not created yet"), take ``items`` as the ready signal, zip
 each row with the header and re-check the email ourselves. Errors arrive as HTTP 200 with
 ``success: false`` and are mapped to typed errors; redirects are never followed (the key would

@@ -1,5 +1,5 @@
 """GetCourse Tech API (``/pl/api/v1``): the single-user lookup by email, which costs none of
-the school's export budget (``reference/getcourse-api.md`` §4, §6).
+the school's export budget (``docs/getcourse-api.md``, "Tech API").
 
 Auth is ``Authorization: Bearer <developerKey>_<schoolKey>``; the answer is the envelope
 ``{status, message, code, errors, data}`` where ``data`` is one user or a list of them.

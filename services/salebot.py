@@ -1,6 +1,6 @@
 """Salebot API: find the client of a Telegram user, write and read client variables.
 
-Per ``reference/salebot-api.md``: the key is a path segment (so URLs are never logged), answers
+Per ``docs/salebot-api.md``: the key is a path segment (so URLs are never logged), answers
 differ in shape by endpoint, and HTTP 200 with a non-success ``status`` is an error."""
 
 from __future__ import annotations

@@ -44,6 +44,15 @@ async def test_one_chat_waits_its_turn_and_nothing_is_kept_after() -> None:
     assert isolation.chats_in_progress == 0
 
 
+async def test_closing_while_a_turn_is_held_is_harmless() -> None:
+    isolation = PerChatIsolation()
+    async with isolation.lock(key(1)):
+        await isolation.close()  # aiogram closes the isolation on shutdown
+        async with isolation.lock(key(2)):
+            pass
+    assert isolation.chats_in_progress == 0
+
+
 async def test_many_distinct_senders_leave_no_locks(standins: StandIns) -> None:
     async with serving(standins, standins.settings()) as app:
         people = [Person(standins.telegram, 200000000 + n) for n in range(30)]
