@@ -143,6 +143,7 @@ class OwnershipProofs:
             created_at=now,
         )
         code, record = self._new_code(now)
+        await ProofRepository.drop_older_in(tx, now - PROOF_VALID_SECONDS)
         await ProofRepository.replace_in(tx, proof, record)
         if user is None or record is None or not await self._may_write_in(tx, email, now):
             return None

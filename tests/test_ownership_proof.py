@@ -278,6 +278,21 @@ async def test_one_address_gets_at_most_five_letters_an_hour_whoever_asks(
     assert len(mail.letters_to(IVAN_EMAIL)) == LETTERS_PER_EMAIL_PER_HOUR
 
 
+async def test_a_proof_not_given_within_a_day_is_void_and_dropped(
+    standins: StandIns, mail: MailStandIn, app: App
+) -> None:
+    stranger = Person(standins.telegram, IVAN_SECOND_ACCOUNT)
+    await asks_for_proof(stranger, UNKNOWN_EMAIL)
+    await shift_proof(app, IVAN_SECOND_ACCOUNT, "created_at = created_at - 86401")
+    stranger.says("123456")
+    assert "Сейчас нечего подтверждать" in (await stranger.reply()).text
+    # The next proof anyone starts takes the void one (and the address typed) away.
+    maria = Person(standins.telegram, MARIA)
+    await asks_for_proof(maria, IVAN_EMAIL)
+    rows = await app.services.database.fetchall("SELECT telegram_id FROM ownership_proofs")
+    assert [row[0] for row in rows] == [MARIA]
+
+
 async def test_code_never_reaches_the_log(
     standins: StandIns, mail: MailStandIn, app: App, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -105,6 +105,11 @@ class ProofRepository:
         return cursor.lastrowid
 
     @staticmethod
+    async def drop_older_in(tx: aiosqlite.Connection, created_before: float) -> None:
+        """Proofs too old to be given any more: what they hold is of no use to anyone."""
+        await tx.execute("DELETE FROM ownership_proofs WHERE created_at <= ?", (created_before,))
+
+    @staticmethod
     async def new_code_in(tx: aiosqlite.Connection, proof_id: int, code: CodeRecord) -> None:
         await tx.execute(
             "UPDATE ownership_proofs SET code_hash = ?, code_salt = ?, code_sent_at = ?, "
