@@ -22,6 +22,7 @@ from handlers.keyboards import PROOF_BUTTONS
 from handlers.lookup_answers import answer_text
 from handlers.operator_keyboards import ProofButton
 from handlers.operator_keyboards import proof_keyboard as proof_card_keyboard
+from handlers.operator_views import shown_email
 from handlers.operators import ButtonMessage, FromOperator
 from handlers.states import LinkDialog
 from handlers.texts import Texts
@@ -109,7 +110,8 @@ async def on_proof_button(
     try:
         await bot.send_message(
             operator_chat_id,
-            _card(texts, asked, message.from_user),
+            # A private chat with an operator has a positive ID; a group's is negative.
+            _card(texts, asked, message.from_user, private=operator_chat_id > 0),
             reply_markup=proof_card_keyboard(
                 texts, asked.id, can_confirm=asked.gc_user_id is not None
             ),
@@ -189,16 +191,18 @@ async def _tell(
     )
 
 
-def _card(texts: Texts, proof: PendingProof, person: User) -> str:
+def _card(texts: Texts, proof: PendingProof, person: User, *, private: bool) -> str:
+    """Full email and phone only in a private chat, as on every operator card."""
+    email = shown_email(proof.email, private=private)
     lines = [
-        texts.render(
-            "proof_card", telegram_id=proof.telegram_id, name=_who(person), email=proof.email
-        )
+        texts.render("proof_card", telegram_id=proof.telegram_id, name=_who(person), email=email)
     ]
     if proof.gc_user_id is None:
         lines.append(texts.render("proof_card_unknown"))
     else:
         phone = international_phone(proof.phone) if proof.phone else ""
+        if phone and not private:
+            phone = f"•••{phone[-4:]}"
         lines.append(
             texts.render(
                 "proof_card_user",
