@@ -94,6 +94,8 @@ class StandIns:
             "salebot_base_url": self.salebot.base_url,
             "salebot_bot_username": FUNNEL_BOT,
             "database_path": self.database,
+            # Measures the lookup and the write; the proof of ownership is a human step.
+            "ownership_proof": "off",
         }
         if mode == "webhook":
             port = _free_port()

@@ -112,3 +112,18 @@ class DatabaseUnavailable(StartupError):
 
 class InstanceLockHeld(StartupError):
     """Another bot process holds this database; the message says which and what to do."""
+
+
+# --- Mail ------------------------------------------------------------------------------------
+
+
+class MailError(ServiceError):
+    """A letter with a one-time code could not be sent."""
+
+
+class MailUnavailable(MailError):
+    """The mail server could not be reached, timed out or answered a passing (4xx) error."""
+
+
+class MailRejected(MailError):
+    """The mail server refused the letter, the sender, the address or our login (5xx)."""

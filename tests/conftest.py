@@ -73,6 +73,9 @@ class StandIns:
             "getcourse_queued_notice_seconds": 0,
             # Pacing would hold a test's second export for minutes; its own tests switch it on.
             "getcourse_pace_lookups": False,
+            # Today's flow (a found email is linked at once) for the suite; the proof of
+            # ownership has its own tests (tests/test_ownership_proof.py).
+            "ownership_proof": "off",
         }
         values.update(overrides)
         return load_settings(_env_file=None, **values)

@@ -86,6 +86,7 @@ def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
         "GETCOURSE_COALESCE_SECONDS": "0",
         "GETCOURSE_QUEUED_NOTICE_SECONDS": "0",
         "GETCOURSE_PACE_LOOKUPS": "false",
+        "OWNERSHIP_PROOF": "off",
         **settings,
     }
     inherited = {
