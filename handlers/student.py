@@ -24,7 +24,6 @@ from services.errors import (
     GetCourseError,
     InvalidEmail,
     LookupRefused,
-    LookupsThrottled,
     TooManyAttempts,
 )
 from services.linking import LinkOutcome, LinkService, LookupResult, Queued, result_of
@@ -217,9 +216,6 @@ async def on_email(
             result = result_of(outcome)
     except TooManyAttempts as refused:
         await message.answer(texts.render("too_many_attempts", minutes=_minutes(refused)))
-        return
-    except LookupsThrottled as refused:
-        await message.answer(texts.render("lookups_throttled", minutes=_minutes(refused)))
         return
     except GetCourseError as error:
         log.warning("lookup for telegram %s could not be completed: %s", telegram_id, error)

@@ -24,10 +24,6 @@ class TooManyAttempts(LookupRefused):
     """This person used up their email attempts for now."""
 
 
-class LookupsThrottled(LookupRefused):
-    """Everyone together asked for more lookups than the bot allows per hour."""
-
-
 # --- GetCourse -------------------------------------------------------------------------------
 
 

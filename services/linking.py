@@ -181,8 +181,11 @@ class LinkService:
         email = normalize_email(text)
         lookup_id = await self._gate.admit(telegram_id)
         answer = await self._directory.local_answer(email)
-        if answer is MISS and self._directory.answers_directly:
-            await self._gate.admit_live(lookup_id)
+        if (
+            answer is MISS
+            and self._directory.answers_directly
+            and await self._gate.admit_live(lookup_id)
+        ):
             try:
                 answer = await self._directory.direct_answer(email)
             except GetCourseError:
