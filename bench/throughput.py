@@ -96,6 +96,8 @@ class StandIns:
             "database_path": self.database,
             # Both run modes serve health on HEALTH_LISTEN: a free port, not the default.
             "health_listen": f"127.0.0.1:{_free_port()}",
+            # Measures the lookup and the write; the proof of ownership is a human step.
+            "ownership_proof": "off",
         }
         if mode == "webhook":
             port = _free_port()

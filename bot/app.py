@@ -50,9 +50,11 @@ from services.health import CallTracker
 from services.linking import ConflictPolicy, LinkService
 from services.lookup_gate import LookupGate, LookupLimits
 from services.lookup_queue import LookupPace, LookupQueue
+from services.mail import LetterSender, SmtpConfig
 from services.notifications import GroupingNotifier, NoticeGroup
 from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker
+from services.ownership import CODE_VALID_SECONDS, LetterRenderer, OwnershipProofs, ProofMethod
 from services.profiles import ProfileBook
 from services.reachability import Reachability
 from services.retention import RetentionCleanup
@@ -97,8 +99,11 @@ class Services:
     events: GetCourseEvents  # /getcourse/events
     erasure: ErasureService  # /forget and /erase
     supervisor: Supervisor  # keeps the background loops running; readiness reads it
+    letters: LetterSender | None = None  # one-time codes by SMTP, when SMTP_HOST is set
 
     async def close(self) -> None:
+        if self.letters is not None:
+            await self.letters.close()
         await self.getcourse_http.aclose()
         await self.salebot_http.aclose()
         await self.database.close()
@@ -203,6 +208,15 @@ async def create_services(settings: Settings) -> Services:
         on_stored=outbox.wake,
         per_minute=settings.getcourse_events_per_minute,
     )
+    letters = smtp_sender(settings)
+    proofs = None
+    if settings.proof_methods:
+        proofs = OwnershipProofs(
+            database,
+            tuple(ProofMethod(method) for method in settings.proof_methods),
+            letters,
+            letter_renderer(settings, Texts.load(settings.bot_language)),
+        )
     links = LinkService(
         database,
         directory,
@@ -218,6 +232,7 @@ async def create_services(settings: Settings) -> Services:
         conflict_policy=ConflictPolicy(settings.link_conflict),
         notifier=notifier,
         follow_ups=follow_ups,
+        proofs=proofs,
     )
     lookups = LookupQueue(
         QueuedLookupRepository(database),
@@ -275,7 +290,37 @@ async def create_services(settings: Settings) -> Services:
         events=events,
         erasure=erasure,
         supervisor=supervisor,
+        letters=letters,
     )
+
+
+def smtp_sender(settings: Settings) -> LetterSender | None:
+    if settings.smtp_host is None or settings.smtp_from is None:
+        return None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return LetterSender(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port_or_default,
+            security=settings.smtp_security,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=password,
+        )
+    )
+
+
+def letter_renderer(settings: Settings, texts: Texts) -> LetterRenderer:
+    """The code letter in the bot's language, signed with SCHOOL_NAME."""
+    school = settings.school_name or texts.render_plain("school_default")
+    minutes = CODE_VALID_SECONDS // 60
+
+    def render(code: str) -> tuple[str, str]:
+        values = {"school": school, "code": code, "minutes": minutes}
+        subject = texts.render_plain("code_letter_subject", **values)
+        return subject, texts.render_plain("code_letter_body", **values)
+
+    return render
 
 
 def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -288,6 +333,8 @@ def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
             continue
         if isinstance(value, frozenset):
             value = ",".join(str(item) for item in sorted(value))
+        elif isinstance(value, tuple):
+            value = ",".join(str(item) for item in value) or "off"
         summary.append((name.upper(), "" if value is None else str(value)))
     return tuple(summary)
 
@@ -372,7 +419,12 @@ class App:
         background = {supervisor.start("outbox", services.outbox.run)}
         texts = Texts.load(settings.bot_language)
         answers = functools.partial(
-            deliver_answer, bot, dispatcher.storage, texts, services.reachability
+            deliver_answer,
+            bot,
+            dispatcher.storage,
+            texts,
+            services.reachability,
+            methods=services.links.proof_methods,
         )
         lookups = supervisor.start(
             "queued_lookups", functools.partial(services.lookups.run, answers)

@@ -13,7 +13,8 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from bot.app import Services, create_bot, create_services
 from bot.log_setup import Redactor
 from bot.settings import Settings
-from services.errors import GetCourseError, SalebotError, StartupError
+from services.errors import GetCourseError, MailError, SalebotError, StartupError
+from services.mail import LetterSender
 from services.redaction import error_text
 
 Outcome = tuple[bool, str]
@@ -40,6 +41,11 @@ async def run_check(settings: Settings) -> int:
         ("getcourse", lambda: _getcourse(settings, services)),
         ("salebot", lambda: _salebot(settings, services, me)),
     ]
+    if settings.ownership_proof:
+        checks.append(("proof", lambda: _proof(settings)))
+    letters = services.letters
+    if letters is not None:
+        checks.append(("smtp", lambda: _smtp(settings, letters)))
     try:
         passed = [report(name, await run()) for name, run in checks]
     finally:
@@ -93,3 +99,24 @@ async def _salebot(settings: Settings, services: Services, me: list[str]) -> Out
         f"key accepted, but @{wanted} (SALEBOT_BOT_USERNAME) is not among the project's "
         f"Telegram channels (found: {found})"
     )
+
+
+async def _proof(settings: Settings) -> Outcome:
+    missing = {"email_code": "no SMTP_HOST", "operator": "no OPERATOR_CHAT_ID"}
+    skipped = [
+        f"{method} ({missing[method]})"
+        for method in settings.ownership_proof
+        if method not in settings.proof_methods
+    ]
+    offered = ", ".join(settings.proof_methods)
+    return True, f"offered: {offered}" + (f"; not offered: {', '.join(skipped)}" if skipped else "")
+
+
+async def _smtp(settings: Settings, letters: LetterSender) -> Outcome:
+    where = f"{settings.smtp_host}:{settings.smtp_port_or_default} ({settings.smtp_security})"
+    try:
+        await letters.check()
+    except MailError as error:
+        return False, f"{where}: {type(error).__name__}: {error}"
+    login = "login accepted" if settings.smtp_username else "no login"
+    return True, f"{where}: connected, {login}; nothing sent"

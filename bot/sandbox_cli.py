@@ -26,6 +26,7 @@ from bot.public_http import EVENTS_PATH
 from bot.settings import Settings, load_settings
 from handlers.texts import Texts
 from sandbox.getcourse import GetCourseStandIn
+from sandbox.mail import MailStandIn, ReceivedLetter
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import SentMessage, TelegramStandIn
 from services.storage.outbox import OutboxRepository
@@ -39,6 +40,15 @@ OPERATOR = 900000001
 EVENTS_SECRET = "sandbox-events-secret"
 # The GetCourse additional fields the bot fills (created in the demo account).
 GETCOURSE_FIELDS = ("telegram_id", "sb_id")
+SCHOOL = "Sandbox School"
+# The phone each demo Telegram user shares with :contact. The first three are the phones GetCourse
+# holds for ivan.petrov@, anna@ and maria.sidorova@example.com; the others are nobody's there.
+DEMO_PHONES = {
+    100000001: "+7 916 123-45-67",
+    100000002: "+79031112233",
+    100000003: "89257654321",
+    100000099: "+79990000099",
+}
 # After a message, replies are awaited until the bot has been quiet this long.
 QUIET_SECONDS = 1.0
 REPLY_DEADLINE = 60.0
@@ -46,6 +56,8 @@ WRITE_CHECK_SECONDS = 0.1
 
 HELP = """Type a message as the student and press Enter. Sandbox commands:
   :press N     press button N of the bot's last message
+  :contact     share your phone with the bot's "share my phone number" button
+  :code        send the code from the last letter the mail stand-in received
   :photo       send a photo instead of text
   :user ID     talk as another Telegram user (demo students: 100000001-100000005;
                100000099 has no Salebot client yet; 900000001 is an operator: /help)
@@ -85,6 +97,7 @@ class TerminalChat:
         # A "checking…" reply is always followed by the result: wait for it, however long.
         self.checking_prefix = checking_prefix
         self.user_id = DEFAULT_USER
+        self.last_letter: ReceivedLetter | None = None
         self._seen: dict[int, int] = {}
         self._shown_variables: dict[int, dict[str, str]] = {}
         self._shown_fields: dict[str, dict[str, str]] = {}
@@ -102,6 +115,7 @@ class TerminalChat:
             self.user_id = int(argument)
             print(f"… now talking as Telegram user {self.user_id}")
             self.show_salebot(always=False, quietly=True)
+            self.print_unseen()  # what the bot wrote to them meanwhile (an operator's cards)
         elif command == ":funnel":
             await self.start_funnel()
         elif command == ":salebot":
@@ -115,6 +129,20 @@ class TerminalChat:
             await self.print_replies()
         elif command == ":press":
             await self.press(argument.strip())
+        elif command == ":contact":
+            phone = DEMO_PHONES.get(self.user_id, f"+7999{self.user_id % 10**7:07d}")
+            contact = {"phone_number": phone, "first_name": "Sandbox", "user_id": self.user_id}
+            print(f"… shared the contact of Telegram user {self.user_id}: {phone}")
+            self.telegram.send_message(self.user_id, contact=contact)
+            await self.print_replies()
+        elif command == ":code":
+            code = self.last_letter.code if self.last_letter else None
+            if code is None:
+                print("… no letter with a code yet")
+            else:
+                self.telegram.send_message(self.user_id, code)
+                print(f"you> {code}")
+                await self.print_replies()
         elif command.startswith(":"):
             print(f"… no sandbox command {command}\n{HELP}")
         elif line.strip():
@@ -157,6 +185,19 @@ class TerminalChat:
         await asyncio.sleep(0.3)  # and the GetCourse field write and callbacks follow it
         self.show_callbacks()
         self.show_getcourse(always=False)
+
+    def print_unseen(self) -> None:
+        messages = self.telegram.bot_messages(self.user_id)
+        for message in messages[self._seen.get(self.user_id, 0) :]:
+            print(render(message, self.telegram))
+        self._seen[self.user_id] = len(messages)
+
+    def show_letter(self, letter: ReceivedLetter) -> None:
+        """The mail stand-in received a letter: print it, as the student would read it."""
+        self.last_letter = letter
+        print(f"mail> to {', '.join(letter.recipients)}: {letter.subject}")
+        for line in letter.body.splitlines():
+            print(f"mail> {line}")
 
     async def start_funnel(self) -> None:
         """The student starts the Salebot funnel bot; a write that was waiting for their
@@ -253,6 +294,10 @@ def render(message: SentMessage, telegram: TelegramStandIn) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", "", message.text or message.caption or ""))
     lines = [f"bot> {line}" for line in text.splitlines() or [""]]
     lines += [f"     [{n}] {label}" for n, (label, _) in enumerate(message.buttons(), start=1)]
+    keyboard = (message.reply_markup or {}).get("keyboard") or []
+    if keyboard:
+        labels = " | ".join(str(button.get("text", "")) for row in keyboard for button in row)
+        lines.append(f"     keyboard: {labels} (type a label to press it; :contact shares)")
     for sent in (message.document, *(message.photo or [])[-1:]):
         if sent is not None:
             lines.append(f"     [file] {save_file(telegram, message, sent)}")
@@ -298,8 +343,23 @@ async def run_sandbox(language: str = "ru") -> int:
     getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
     getcourse.custom_fields.extend(GETCOURSE_FIELDS)  # the school created them
     salebot = SalebotStandIn.from_seed(api_key=SALEBOT_KEY)
-    for server in (telegram, getcourse, salebot):
+    mail = MailStandIn()
+    servers: tuple[TelegramStandIn | GetCourseStandIn | SalebotStandIn | MailStandIn, ...] = (
+        telegram,
+        getcourse,
+        salebot,
+        mail,
+    )
+    for server in servers:
         await server.start()
+    proof: dict[str, Any] = {
+        "operator_chat_id": OPERATOR,
+        "school_name": SCHOOL,
+        "smtp_host": mail.host,
+        "smtp_port": mail.port,
+        "smtp_security": "none",
+        "smtp_from": f"{SCHOOL} <noreply@school.example>",
+    }
     try:
         with tempfile.TemporaryDirectory(prefix="gc-salebot-sandbox-") as folder:
             settings = stand_in_settings(
@@ -324,6 +384,9 @@ async def run_sandbox(language: str = "ru") -> int:
                 http_listen=f"127.0.0.1:{_free_port()}",
                 health_listen=f"127.0.0.1:{_free_port()}",
                 salebot_linked_message="gc_linked",
+                # Every proof method works here: letters print in the terminal, the operator
+                # (:user 900000001) gets the cards in their chat.
+                **proof,
             )
             configure_logging(settings.log_level, settings.log_format, settings.secrets())
             async with App.running(settings) as app:
@@ -332,11 +395,12 @@ async def run_sandbox(language: str = "ru") -> int:
                 try:
                     await telegram.wait_for_poll()
                     chat = terminal_chat(app, telegram, salebot, getcourse)
+                    mail.on_letter = chat.show_letter
                     await chat_from_terminal(chat, getcourse)
                 finally:  # also on Ctrl-C: polling ends before the stand-ins it talks to
                     await polling.stop()
     finally:
-        for server in (telegram, getcourse, salebot):
+        for server in servers:
             await server.stop()
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import date
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -40,6 +41,9 @@ EVENTS_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 # Settings where an empty value means "off" rather than "use the default".
 EMPTY_MEANS_OFF = frozenset({"getcourse_field_telegram_id", "getcourse_field_salebot_id"})
 TELEGRAM_WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+# How a person may prove an email is theirs, in the order offered (OWNERSHIP_PROOF).
+PROOF_METHODS = ("contact", "email_code", "operator")
+DEFAULT_SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
 class SettingsError(Exception):
@@ -110,6 +114,13 @@ class Settings(BaseSettings):
     salebot_linked_message: str = ""
 
     link_conflict: Literal["refuse", "replace"] = "refuse"
+    ownership_proof: Annotated[tuple[str, ...], NoDecode] = PROOF_METHODS
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     link_attempts_per_hour: int = Field(default=5, ge=1)
     getcourse_lookups_per_hour: int = Field(default=600, ge=1)
 
@@ -183,6 +194,32 @@ class Settings(BaseSettings):
             raise ValueError("needs at least one Telegram user ID")
         return value
 
+    @field_validator("ownership_proof", mode="before")
+    @classmethod
+    def _split_methods(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        methods = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        if methods == ("off",):
+            return ()
+        unknown = [method for method in methods if method not in PROOF_METHODS]
+        if unknown or not methods:
+            raise ValueError(
+                "must be off or a comma-separated list of contact, email_code, operator"
+            )
+        if len(set(methods)) != len(methods):
+            raise ValueError("names a method twice")
+        return methods
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError("must be an address such as School <noreply@school.ru>")
+        return value.strip()
+
     @field_validator(
         "telegram_api_url",
         "getcourse_base_url",
@@ -255,6 +292,21 @@ class Settings(BaseSettings):
             raise ValueError("GETCOURSE_SYNC_RESERVE must be below GETCOURSE_EXPORT_BUDGET")
         if not self.getcourse_base_url and not self.getcourse_account:
             raise ValueError("GETCOURSE_ACCOUNT or GETCOURSE_BASE_URL must be set")
+        if self.smtp_host is not None:
+            if self.smtp_from is None:
+                raise ValueError("SMTP_FROM is required when SMTP_HOST is set")
+            if self.smtp_security == "none" and not _is_loopback(self.smtp_host):
+                raise ValueError(
+                    "SMTP_SECURITY=none is accepted only for a loopback SMTP_HOST "
+                    "(use starttls or tls)"
+                )
+            if (self.smtp_username is None) != (self.smtp_password is None):
+                raise ValueError("SMTP_USERNAME and SMTP_PASSWORD are set together or not at all")
+        if self.ownership_proof and not self.proof_methods:
+            raise ValueError(
+                "OWNERSHIP_PROOF: none of its methods can work here "
+                "(email_code needs SMTP_HOST and SMTP_FROM, operator needs OPERATOR_CHAT_ID)"
+            )
         if self.mode == "webhook":
             if not self.webhook_url:
                 raise ValueError("WEBHOOK_URL is required when MODE=webhook")
@@ -276,6 +328,20 @@ class Settings(BaseSettings):
             return self.getcourse_base_url
         return f"https://{self.getcourse_account}.getcourse.ru"
 
+    @property
+    def proof_methods(self) -> tuple[str, ...]:
+        """The methods of OWNERSHIP_PROOF this setup can offer, in their order; empty: off."""
+        usable = {
+            "contact": True,
+            "email_code": self.smtp_host is not None,
+            "operator": self.operator_chat_id is not None,
+        }
+        return tuple(method for method in self.ownership_proof if usable[method])
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or DEFAULT_SMTP_PORTS[self.smtp_security]
+
     def secrets(self) -> list[str]:
         """Every secret value, for the log redactor."""
         values = [self.bot_token, self.getcourse_api_key, self.salebot_api_key]
@@ -285,6 +351,8 @@ class Settings(BaseSettings):
             values.append(self.getcourse_tech_api_key)
         if self.getcourse_events_secret:
             values.append(self.getcourse_events_secret)
+        if self.smtp_password:
+            values.append(self.smtp_password)
         return [value.get_secret_value() for value in values]
 
 

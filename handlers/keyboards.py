@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.texts import Texts
+from services.ownership import ProofMethod
+
+# The reply-keyboard button of each method: pressing it sends its text (or the contact).
+PROOF_BUTTONS = {
+    ProofMethod.CONTACT: "button_share_contact",
+    ProofMethod.EMAIL_CODE: "button_new_code",
+    ProofMethod.OPERATOR: "button_ask_support",
+}
 
 
 class ChangeEmail(CallbackData, prefix="change_email"):
@@ -28,3 +36,17 @@ def forget_keyboard(texts: Texts) -> InlineKeyboardMarkup:
     for confirm, text in ((True, "button_forget_confirm"), (False, "button_forget_cancel")):
         builder.button(text=texts.render(text), callback_data=ForgetButton(confirm=confirm))
     return builder.as_markup()
+
+
+def proof_keyboard(texts: Texts, methods: tuple[ProofMethod, ...]) -> ReplyKeyboardMarkup:
+    """The same for every email: what is offered depends on the setup, never on GetCourse."""
+    rows = [
+        [
+            KeyboardButton(
+                text=texts.render(PROOF_BUTTONS[method]),
+                request_contact=True if method is ProofMethod.CONTACT else None,
+            )
+        ]
+        for method in methods
+    ]
+    return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, is_persistent=True)

@@ -44,6 +44,13 @@ class RetryAllButton(CallbackData, prefix="op_retry"):
     pass
 
 
+class ProofButton(CallbackData, prefix="op_proof"):
+    """An operator's answer to one proof (its ID: a newer request is another proof)."""
+
+    confirm: bool
+    proof_id: int
+
+
 def card_keyboard(texts: Texts, telegram_id: int, *, linked: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if linked:
@@ -99,4 +106,16 @@ def erase_keyboard(texts: Texts, telegram_id: int) -> InlineKeyboardMarkup:
 def retry_keyboard(texts: Texts) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.render("button_retry_all"), callback_data=RetryAllButton())
+    return builder.as_markup()
+
+
+def proof_keyboard(texts: Texts, proof_id: int, *, can_confirm: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    answers = ((True, "button_proof_confirm"), (False, "button_proof_refuse"))
+    for confirm, text in answers:
+        if confirm and not can_confirm:
+            continue
+        builder.button(
+            text=texts.render(text), callback_data=ProofButton(confirm=confirm, proof_id=proof_id)
+        )
     return builder.as_markup()

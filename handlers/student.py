@@ -10,13 +10,13 @@ import math
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.chat_action import ChatActionSender
 
 from handlers.erasure_views import erased
 from handlers.keyboards import ChangeEmail, ForgetButton, change_email_keyboard, forget_keyboard
-from handlers.lookup_answers import DIALOG_ENDS, answer_text
+from handlers.lookup_answers import answer_markup, answer_text, settle_dialog
+from handlers.states import LinkDialog
 from handlers.texts import Texts
 from services.email import MAX_EMAIL_LENGTH, mask_email, normalize_email
 from services.erasure import ErasureService
@@ -24,7 +24,6 @@ from services.errors import (
     GetCourseError,
     InvalidEmail,
     LookupRefused,
-    LookupsThrottled,
     TooManyAttempts,
 )
 from services.linking import LinkOutcome, LinkService, LookupResult, Queued, result_of
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 QUOTE_LIMIT = 40
 # Seconds a lookup may take before the person is told it is being checked.
 CHECKING_NOTICE_AFTER = 0.5
-
-
-class LinkDialog(StatesGroup):
-    waiting_email = State()
 
 
 def router() -> Router:
@@ -55,7 +50,10 @@ def router() -> Router:
     router.message.register(on_forget, Command("forget"))
     router.callback_query.register(on_forget_button, ForgetButton.filter())
     router.message.register(on_unknown_command, F.text.startswith("/"))
-    router.message.register(on_email, StateFilter(LinkDialog.waiting_email), F.text)
+    # While proving, another text than a code is another email.
+    router.message.register(
+        on_email, StateFilter(LinkDialog.waiting_email, LinkDialog.proving), F.text
+    )
     router.message.register(on_text_without_dialog, StateFilter(None), F.text)
     router.message.register(on_not_text)
     return router
@@ -73,7 +71,12 @@ async def on_start(
     link = await link_service.current_link(message.from_user.id)
     if link is None:
         await state.set_state(LinkDialog.waiting_email)
-        await message.answer(first_message(texts, school_name, privacy_policy_url))
+        # Starting over abandons a proof under way, and its keyboard goes.
+        abandoned = await link_service.cancel_proof(message.from_user.id)
+        await message.answer(
+            first_message(texts, school_name, privacy_policy_url),
+            reply_markup=ReplyKeyboardRemove() if abandoned else None,
+        )
         return
     await state.clear()
     await message.answer(
@@ -112,14 +115,20 @@ async def on_cancel(
 ) -> None:
     assert message.from_user is not None
     await state.clear()
+    # A proof under way ends too, and its keyboard goes.
+    markup = (
+        ReplyKeyboardRemove() if await link_service.cancel_proof(message.from_user.id) else None
+    )
     if await link_service.cancel_queued(message.from_user.id):
-        await message.answer(texts.render("cancelled_queued"))
+        await message.answer(texts.render("cancelled_queued"), reply_markup=markup)
         return
     link = await link_service.current_link(message.from_user.id)
     if link is None:
-        await message.answer(texts.render("cancelled_new"))
+        await message.answer(texts.render("cancelled_new"), reply_markup=markup)
     else:
-        await message.answer(texts.render("cancelled_linked", email=mask_email(link.email)))
+        await message.answer(
+            texts.render("cancelled_linked", email=mask_email(link.email)), reply_markup=markup
+        )
 
 
 async def on_forget(message: Message, texts: Texts) -> None:
@@ -208,29 +217,31 @@ async def on_email(
     except TooManyAttempts as refused:
         await message.answer(texts.render("too_many_attempts", minutes=_minutes(refused)))
         return
-    except LookupsThrottled as refused:
-        await message.answer(texts.render("lookups_throttled", minutes=_minutes(refused)))
-        return
     except GetCourseError as error:
         log.warning("lookup for telegram %s could not be completed: %s", telegram_id, error)
         await message.answer(texts.render("try_later"))
         return
-    if result in DIALOG_ENDS:
-        await state.clear()
-    await message.answer(answer_text(texts, result, email))
+    methods = link_service.proof_methods
+    await settle_dialog(state, result)
+    await message.answer(
+        answer_text(texts, result, email, methods),
+        reply_markup=answer_markup(texts, result, methods),
+    )
 
 
 async def _announced_lookup(
     message: Message, bot: Bot, link_service: LinkService, texts: Texts, email: str
 ) -> LinkOutcome | Queued:
     """The lookup of ``email``; "checking…" is said only when the answer is not there at once
-    (a directory hit takes milliseconds, and a notice right before the answer is noise)."""
+    (a directory hit takes milliseconds, and a notice right before the answer is noise), except
+    while a proof is asked: then always, as whether it comes tells a directory hit from a miss."""
     assert message.from_user is not None
     lookup = asyncio.ensure_future(link_service.link(message.from_user.id, message.chat.id, email))
     try:
-        await asyncio.wait({lookup}, timeout=CHECKING_NOTICE_AFTER)
-        if lookup.done() and (lookup.exception() or not isinstance(lookup.result(), Queued)):
-            return lookup.result()  # the lookup's error, if it failed, is raised here
+        if not link_service.proof_methods:
+            await asyncio.wait({lookup}, timeout=CHECKING_NOTICE_AFTER)
+            if lookup.done() and (lookup.exception() or not isinstance(lookup.result(), Queued)):
+                return lookup.result()  # the lookup's error, if it failed, is raised here
         await message.answer(texts.render("checking", email=email))
         async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
             return await lookup

@@ -42,6 +42,7 @@ class Held(StrEnum):
     DIALOG = "dialog"
     DIRECTORY = "directory"
     OPERATOR_RECORDS = "operator_records"
+    PROOF = "proof"
     GETCOURSE = "getcourse"  # GetCourse events, field writes and the callbacks they caused
 
 
@@ -91,6 +92,9 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
         own_email=("email", "holder_telegram_id"),
     ),
     PersonalTable("link_events", Held.EVENTS, by_telegram_id=("telegram_id",)),
+    # A proof of ownership under way (its email was typed, not proven: not an own email).
+    # ``proof_letters`` holds only hashes of addresses, gone within the hour.
+    PersonalTable("ownership_proofs", Held.PROOF, by_telegram_id=("telegram_id", "chat_id")),
     PersonalTable("telegram_profiles", Held.PROFILE, by_telegram_id=("telegram_id",)),
     PersonalTable("blocked_chats", Held.PROFILE, by_telegram_id=("telegram_id",)),
     PersonalTable("operator_menus", Held.PROFILE, by_telegram_id=("telegram_id", "chat_id")),

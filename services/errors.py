@@ -24,10 +24,6 @@ class TooManyAttempts(LookupRefused):
     """This person used up their email attempts for now."""
 
 
-class LookupsThrottled(LookupRefused):
-    """Everyone together asked for more lookups than the bot allows per hour."""
-
-
 # --- GetCourse -------------------------------------------------------------------------------
 
 
@@ -127,3 +123,18 @@ class DatabaseUnavailable(StartupError):
 
 class InstanceLockHeld(StartupError):
     """Another bot process holds this database; the message says which and what to do."""
+
+
+# --- Mail ------------------------------------------------------------------------------------
+
+
+class MailError(ServiceError):
+    """A letter with a one-time code could not be sent."""
+
+
+class MailUnavailable(MailError):
+    """The mail server could not be reached, timed out or answered a passing (4xx) error."""
+
+
+class MailRejected(MailError):
+    """The mail server refused the letter, the sender, the address or our login (5xx)."""

@@ -16,15 +16,33 @@ from services.email import mask_email, normalize_email
 from services.errors import GetCourseError
 from services.lookup_gate import LookupGate, LookupLimits
 from services.models import GetCourseUser, Link, cleared_salebot_variables, salebot_variables
-from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
+from services.notifications import (
+    BurstWatch,
+    Notifier,
+    NullNotifier,
+    OperatorEvent,
+    OperatorNotice,
+)
+from services.ownership import (
+    FAILED_STEPS,
+    OwnershipProofs,
+    ProofAnswer,
+    ProofMethod,
+    ProofStep,
+    proven_user,
+)
+from services.storage.audit import AuditAction, AuditRepository
 from services.storage.conflicts import ConflictLog
 from services.storage.database import Database
 from services.storage.link_events import LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
+from services.storage.ownership_proofs import PendingProof, ProofRepository
 from services.storage.queued_lookups import QueuedLookup, QueuedLookupRepository
 
 log = logging.getLogger(__name__)
+
+NOTHING_TO_PROVE = ProofAnswer(ProofStep.NOTHING_TO_PROVE)
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,30 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class ProofNeeded:
+    """Whether GetCourse knows the email or not: the person is to prove it is theirs (and is
+    told the same either way)."""
+
+    email: str
+
+
+@dataclass(frozen=True)
+class OperatorDecision:
+    """An operator's answer to a proof: the person's ``outcome``, ``None`` when refused."""
+
+    proof: PendingProof
+    outcome: Linked | Conflict | None
+
+
+@dataclass(frozen=True)
+class ProofAlerts:
+    """How many failed proofs, and unknown emails, in an hour are unusual enough for a notice."""
+
+    failed_proofs_per_hour: int = 30
+    unknown_emails_per_hour: int = 100
+
+
+@dataclass(frozen=True)
 class Queued:
     """Only an export can answer: the lookup waits in the queue, and its answer comes later."""
 
@@ -53,7 +95,7 @@ class Queued:
     lookup_id: int
 
 
-LinkOutcome = Linked | NotFound | Conflict
+LinkOutcome = Linked | NotFound | Conflict | ProofNeeded
 
 
 class LookupResult(StrEnum):
@@ -64,6 +106,7 @@ class LookupResult(StrEnum):
     CONFLICT = "conflict"
     NOT_FOUND = "not_found"
     TRY_LATER = "try_later"
+    PROOF = "proof"  # the uniform "prove it is yours", known email or not
 
 
 def result_of(outcome: LinkOutcome) -> LookupResult:
@@ -71,6 +114,8 @@ def result_of(outcome: LinkOutcome) -> LookupResult:
         return LookupResult.RELINKED if outcome.previous is not None else LookupResult.LINKED
     if isinstance(outcome, Conflict):
         return LookupResult.CONFLICT
+    if isinstance(outcome, ProofNeeded):
+        return LookupResult.PROOF
     return LookupResult.NOT_FOUND
 
 
@@ -107,6 +152,8 @@ class LinkService:
         conflict_policy: ConflictPolicy = ConflictPolicy.REFUSE,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        proofs: OwnershipProofs | None = None,
+        alerts: ProofAlerts | None = None,
         follow_ups: LinkFollowUps | None = None,
     ) -> None:
         self._database = database
@@ -120,6 +167,15 @@ class LinkService:
         self._conflict_policy = conflict_policy
         self._notifier = notifier or NullNotifier()
         self._clock = clock
+        self._proofs = proofs  # None: OWNERSHIP_PROOF=off, a found email is linked at once
+        alerts = alerts or ProofAlerts()
+        self._failed_proofs = BurstWatch(alerts.failed_proofs_per_hour)
+        self._unknown_emails = BurstWatch(alerts.unknown_emails_per_hour)
+
+    @property
+    def proof_methods(self) -> tuple[ProofMethod, ...]:
+        """The methods a person may prove an email with; empty when no proof is asked."""
+        return self._proofs.methods if self._proofs else ()
 
     async def current_link(self, telegram_id: int) -> Link | None:
         return await self._links.get(telegram_id)
@@ -128,8 +184,11 @@ class LinkService:
         email = normalize_email(text)
         lookup_id = await self._gate.admit(telegram_id)
         answer = await self._directory.local_answer(email)
-        if answer is MISS and self._directory.answers_directly:
-            await self._gate.admit_live(lookup_id)
+        if (
+            answer is MISS
+            and self._directory.answers_directly
+            and await self._gate.admit_live(lookup_id)
+        ):
             try:
                 answer = await self._directory.direct_answer(email)
             except GetCourseError:
@@ -145,6 +204,13 @@ class LinkService:
         if answer is None:
             await self._gate.settle(lookup_id, "not_found")
             log.info("lookup for telegram %s: %s not in GetCourse", telegram_id, mask_email(email))
+            self._count_unknown_email()
+        if self._proofs is not None:
+            await self._begin_proof(telegram_id, chat_id, email, answer)
+            if answer is not None:
+                await self._gate.settle(lookup_id, "found")
+            return ProofNeeded(email)
+        if answer is None:
             return NotFound(email)
         outcome = await self._store(telegram_id, email, answer)
         assert outcome is not None  # only a queued lookup can be overtaken
@@ -157,6 +223,21 @@ class LinkService:
         """Act on the export's answer to a queued lookup and record what the person is to be
         told; ``None`` when the lookup is no longer queued (a newer email, /cancel)."""
         email = mask_email(lookup.email)
+        if self._proofs is not None and not isinstance(answer, GetCourseError):
+            begun = await self._begin_proof(
+                lookup.telegram_id, lookup.chat_id, lookup.email, answer, lookup.lookup_id
+            )
+            if not begun:
+                return None
+            await self._gate.settle(
+                lookup.lookup_id, "found" if answer is not None else "not_found"
+            )
+            if answer is None:
+                log.info(
+                    "queued lookup for telegram %s: %s not in GetCourse", lookup.telegram_id, email
+                )
+                self._count_unknown_email()
+            return LookupResult.PROOF
         if isinstance(answer, GetCourseUser):
             outcome = await self._store(lookup.telegram_id, lookup.email, answer, lookup.lookup_id)
             if outcome is None:
@@ -170,6 +251,7 @@ class LinkService:
             log.info(
                 "queued lookup for telegram %s: %s not in GetCourse", lookup.telegram_id, email
             )
+            self._count_unknown_email()
         else:
             result, settled = LookupResult.TRY_LATER, "unavailable"
             log.warning(
@@ -189,17 +271,152 @@ class LinkService:
         log.info("queued lookup for telegram %s cancelled", telegram_id)
         return True
 
+    # --- proof of ownership -------------------------------------------------------------------
+
+    # A step may come after OWNERSHIP_PROOF was turned off (dialog states outlive a restart):
+    # there is nothing to prove then.
+
+    async def prove_code(self, telegram_id: int, text: str) -> Linked | Conflict | ProofAnswer:
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
+        return await self._proven(telegram_id, await self._proofs.check_code(telegram_id, text))
+
+    async def prove_contact(
+        self, telegram_id: int, contact_user_id: int | None, phone: str
+    ) -> Linked | Conflict | ProofAnswer:
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
+        checked = await self._proofs.check_contact(telegram_id, contact_user_id, phone)
+        return await self._proven(telegram_id, checked)
+
+    async def resend_code(self, telegram_id: int) -> ProofAnswer:
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
+        return await self._proofs.resend_code(telegram_id)
+
+    async def ask_operator(self, telegram_id: int) -> PendingProof | ProofAnswer:
+        """The proof to show the operators on a card (the handlers send it)."""
+        if self._proofs is None:
+            return NOTHING_TO_PROVE
+        asked = await self._proofs.ask_operator(telegram_id)
+        if isinstance(asked, PendingProof):
+            log.info("proof by telegram %s: operators asked", telegram_id)
+        return asked
+
+    async def operator_not_reached(self, proof: PendingProof) -> None:
+        if self._proofs is not None:
+            await self._proofs.operator_not_reached(proof.id)
+
+    async def operator_decides(
+        self, operator_id: int, proof_id: int, confirm: bool
+    ) -> OperatorDecision | None:
+        """An operator confirms (the link is stored, audited) or refuses a proof; ``None`` when
+        that proof is gone (given another way, replaced by a newer email, decided already)."""
+        async with self._database.transaction() as tx:
+            proof = await ProofRepository.by_id_in(tx, proof_id)
+            if proof is None or proof.operator_asked_at is None:
+                return None
+            if not confirm or proof.gc_user_id is None:
+                await ProofRepository.delete_in(tx, proof.telegram_id)
+                await AuditRepository.record(
+                    tx,
+                    at=self._clock(),
+                    operator_id=operator_id,
+                    action=AuditAction.PROOF_REFUSE,
+                    target=str(proof.telegram_id),
+                    before={"email": proof.email},
+                    after={},
+                )
+        if not confirm or proof.gc_user_id is None:
+            log.info("operator %s refused the proof of telegram %s", operator_id, proof.telegram_id)
+            return OperatorDecision(proof, None)
+        outcome = await self._store(
+            proof.telegram_id, proof.email, proven_user(proof), proof=proof, operator_id=operator_id
+        )
+        if outcome is None:
+            return None
+        assert not isinstance(outcome, NotFound | ProofNeeded)
+        return OperatorDecision(proof, outcome)
+
+    async def cancel_proof(self, telegram_id: int) -> bool:
+        return self._proofs is not None and await self._proofs.forget(telegram_id)
+
+    async def _begin_proof(
+        self,
+        telegram_id: int,
+        chat_id: int,
+        email: str,
+        user: GetCourseUser | None,
+        queued: int | None = None,
+    ) -> bool:
+        """Start the proof (for a ``queued`` lookup: record its answer in the same transaction);
+        ``False`` when that lookup is no longer queued."""
+        assert self._proofs is not None
+        async with self._database.transaction() as tx:
+            answered = queued is None or await QueuedLookupRepository.answer_in(
+                tx, queued, LookupResult.PROOF
+            )
+            if not answered:
+                return False
+            letter = await self._proofs.begin_in(tx, telegram_id, chat_id, email, user)
+        self._proofs.send_letter(letter, telegram_id)
+        log.info("lookup for telegram %s: %s waits for proof", telegram_id, mask_email(email))
+        return True
+
+    async def _proven(
+        self, telegram_id: int, checked: PendingProof | ProofAnswer
+    ) -> Linked | Conflict | ProofAnswer:
+        if isinstance(checked, ProofAnswer):
+            if checked.step in FAILED_STEPS:
+                self._count_failed_proof()
+            return checked
+        outcome = await self._store(telegram_id, checked.email, proven_user(checked), proof=checked)
+        if outcome is None:  # decided another way meanwhile
+            return NOTHING_TO_PROVE
+        assert not isinstance(outcome, NotFound | ProofNeeded)
+        return outcome
+
+    def _count_failed_proof(self) -> None:
+        count = self._failed_proofs.record()
+        if count is not None:
+            log.warning("%d failed proofs of ownership in the last hour", count)
+            self._notifier.notify(
+                OperatorNotice(OperatorEvent.PROOF_FAILURES, {"last_hour": str(count)})
+            )
+
+    def _count_unknown_email(self) -> None:
+        count = self._unknown_emails.record()
+        if count is not None:
+            log.warning("%d emails not in GetCourse in the last hour", count)
+            self._notifier.notify(
+                OperatorNotice(OperatorEvent.UNKNOWN_EMAILS, {"last_hour": str(count)})
+            )
+
+    # --- storing a link ---------------------------------------------------------------------
+
     async def _store(
-        self, telegram_id: int, email: str, user: GetCourseUser, queued: int | None = None
+        self,
+        telegram_id: int,
+        email: str,
+        user: GetCourseUser,
+        queued: int | None = None,
+        proof: PendingProof | None = None,
+        operator_id: int | None = None,
     ) -> LinkOutcome | None:
         """The link and its Salebot write in one transaction, unless another account holds
         this person and the policy refuses a second one. For a ``queued`` lookup, its answer
-        is recorded in the same transaction, and nothing happens if it is no longer queued."""
+        is recorded in the same transaction, and nothing happens if it is no longer queued;
+        likewise a ``proof`` is used up, and nothing happens if it is gone. ``operator_id``:
+        the operator who confirmed the proof (the link records them, the audit the change)."""
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC)
         async with self._database.transaction() as tx:
             if queued is not None and not await QueuedLookupRepository.is_waiting_in(tx, queued):
                 return None
+            if proof is not None:
+                if await ProofRepository.by_id_in(tx, proof.id) is None:
+                    return None
+                await ProofRepository.delete_in(tx, telegram_id)
             previous = await LinkRepository.get_in(tx, telegram_id)
             holders = await LinkRepository.holders_in(tx, email, user.id, excluding=telegram_id)
             refused = bool(holders) and self._conflict_policy is ConflictPolicy.REFUSE
@@ -234,13 +451,24 @@ class LinkService:
                     salebot_client_id=previous.salebot_client_id if previous else None,
                     linked_at=previous.linked_at if previous else stamp,
                     updated_at=stamp,
+                    linked_by=operator_id,
                 )
                 await LinkRepository.upsert(tx, link)
                 await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
                 if self._follow_ups is not None:
                     await self._follow_ups.link_changed(tx, telegram_id, previous, link, now)
                 kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
-                await LinkEventRepository.record(tx, kind, telegram_id, now)
+                await LinkEventRepository.record(tx, kind, telegram_id, now, operator_id)
+            if operator_id is not None:
+                await AuditRepository.record(
+                    tx,
+                    at=now,
+                    operator_id=operator_id,
+                    action=AuditAction.PROOF_CONFIRM,
+                    target=str(telegram_id),
+                    before={"email": previous.email} if previous else {},
+                    after={} if refused else {"email": email, "gc_user_id": user.id},
+                )
             if queued is not None:
                 if refused:
                     result = LookupResult.CONFLICT

@@ -1,8 +1,9 @@
-"""Limits on GetCourse lookups: per person (so nobody can enumerate a school's students) and,
-for the lookups that ask GetCourse directly (the Tech API), for everyone together. Directory
-hits cost GetCourse nothing and queued misses are paced by the export budget, so neither
-counts towards the second. Attempts are kept in the database, so neither a restart nor /start
-resets them."""
+"""Limits on GetCourse lookups: per person (so nobody can probe a school's students at speed),
+and how many lookups everyone together may send straight to GetCourse (the Tech API) per hour.
+The second never refuses anyone: past it, a lookup waits for an export with everyone else (a
+launch day must not lock students out). Directory hits cost GetCourse nothing and queued misses
+are paced by the export budget, so neither counts towards it. Attempts are kept in the database,
+so neither a restart nor /start resets them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.errors import LookupsThrottled, TooManyAttempts
+from services.errors import TooManyAttempts
 from services.storage.database import Database
 from services.storage.lookups import LookupLog
 
@@ -43,19 +44,16 @@ class LookupGate:
                 )
             return await LookupLog.add(tx, telegram_id, now)
 
-    async def admit_live(self, lookup_id: int) -> None:
-        """Let this lookup ask GetCourse directly, or raise ``LookupsThrottled`` when everyone
-        together did so too often this hour."""
+    async def admit_live(self, lookup_id: int) -> bool:
+        """Whether this lookup may ask GetCourse directly; ``False`` when everyone together did
+        so ``everyone_per_hour`` times this hour (it then waits for an export)."""
         now = self._clock()
         async with self._database.transaction() as tx:
-            everyone, oldest = await LookupLog.count_since(tx, now - HOUR)
+            everyone, _ = await LookupLog.count_since(tx, now - HOUR)
             if everyone >= self._limits.everyone_per_hour:
-                await LookupLog.settle(tx, lookup_id, "throttled")
-                raise LookupsThrottled(
-                    f"{everyone} live lookups in the last hour",
-                    retry_after=_retry_after(oldest, now),
-                )
+                return False
             await LookupLog.mark_live(tx, lookup_id)
+            return True
 
     async def settle(self, lookup_id: int, outcome: str) -> None:
         async with self._database.transaction() as tx:

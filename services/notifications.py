@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +29,8 @@ class OperatorEvent(StrEnum):
     SALEBOT_KEY_REJECTED = "salebot_key_rejected"  # Salebot refused the key or its scope
     LINKED_USER_GONE = "linked_user_gone"  # a full sync no longer finds a linked GetCourse user
     LINKED_USER_BLOCKED = "linked_user_blocked"  # a linked GetCourse user is banned/deactivated
+    PROOF_FAILURES = "proof_failures"  # an unusual number of failed proofs of ownership
+    UNKNOWN_EMAILS = "unknown_emails"  # an unusual number of emails GetCourse does not know
     GETCOURSE_FIELD_MISSING = "getcourse_field_missing"  # the import refused our field names
     GETCOURSE_FIELD_WRITE_FAILED = "getcourse_field_write_failed"  # a field write given up
     CALLBACK_FAILED = "callback_failed"  # a Salebot callback refused or perhaps not delivered
@@ -82,6 +85,31 @@ class NoticeGroup:
 
 
 Deliver = Callable[[list[NoticeGroup]], Awaitable[None]]
+
+
+class BurstWatch:
+    """Counts occurrences over a sliding ``window`` and says (once per window) when they reach
+    ``threshold``: "unusual" is a number, and one notice stands for the whole burst."""
+
+    def __init__(
+        self, threshold: int, window: float = 3600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._threshold = threshold
+        self._window = window
+        self._clock = clock
+        self._times: deque[float] = deque()
+        self._quiet_until = 0.0
+
+    def record(self) -> int | None:
+        """Count one; the count within the window when a notice is due, else ``None``."""
+        now = self._clock()
+        self._times.append(now)
+        while self._times[0] <= now - self._window:
+            self._times.popleft()
+        if len(self._times) < self._threshold or now < self._quiet_until:
+            return None
+        self._quiet_until = now + self._window
+        return len(self._times)
 
 
 class GroupingNotifier:

@@ -41,6 +41,7 @@ from services.storage.directory import DirectoryRepository, DoneRun, SyncRun
 from services.storage.link_events import LinkEvent, LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository
+from services.storage.ownership_proofs import ProofRepository
 from services.storage.profiles import ProfileRepository, TelegramProfile
 from services.storage.queued_lookups import QueuedLookupRepository
 from services.supervision import LoopStatus, Supervisor
@@ -353,6 +354,8 @@ class OperatorConsole:
                 await self._follow_ups.link_changed(tx, telegram_id, previous, link, now)
             kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
             await LinkEventRepository.record(tx, kind, telegram_id, now, operator_id)
+            # An operator's /link is a proof in itself: a proof the person had under way is void.
+            await ProofRepository.delete_in(tx, telegram_id)
             await AuditRepository.record(
                 tx,
                 at=now,

@@ -50,6 +50,8 @@ EXPIRIES: tuple[Expiry, ...] = (
     Expiry("link_conflicts", "(julianday(at) - 2440587.5) * 86400.0 < :cutoff"),
     # Exports collected long ago: they only remember which email was looked up.
     Expiry("getcourse_exports", "finished_at IS NOT NULL AND finished_at < :cutoff"),
+    # Proofs never finished (their codes long expired): the typed email goes with them.
+    Expiry("ownership_proofs", "created_at < :cutoff"),
     # Both directions (issue 13): GetCourse field writes that are done with; GetCourse events
     # that expired waiting for a link, or whose callback is done with (their callbacks go with
     # them); the linked-message callbacks that are done with. Waiting and stopped ones stay.

@@ -83,6 +83,9 @@ class StandIns:
             "getcourse_pace_lookups": False,
             # Tests run side by side: never the fixed default port.
             "health_listen": f"127.0.0.1:{free_port()}",
+            # Today's flow (a found email is linked at once) for the suite; the proof of
+            # ownership has its own tests (tests/test_ownership_proof.py).
+            "ownership_proof": "off",
         }
         values.update(overrides)
         return load_settings(_env_file=None, **values)

@@ -87,6 +87,7 @@ def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
         "GETCOURSE_QUEUED_NOTICE_SECONDS": "0",
         "GETCOURSE_PACE_LOOKUPS": "false",
         "HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
+        "OWNERSHIP_PROOF": "off",
         **settings,
     }
     inherited = {

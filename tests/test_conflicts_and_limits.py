@@ -109,14 +109,23 @@ async def test_attempts_per_person_are_limited_and_survive_start_and_restart(
         assert routed.directory.asked == []
 
 
-async def test_lookups_of_everyone_together_are_limited(standins: StandIns) -> None:
+async def test_lookups_past_the_hourly_direct_share_wait_for_an_export(
+    standins: StandIns,
+) -> None:
+    # GETCOURSE_LOOKUPS_PER_HOUR bounds what goes straight to GetCourse; it never turns a
+    # student away (a launch day has thousands of lookups an hour).
     limits = LookupLimits(per_person_per_hour=5, everyone_per_hour=2)
-    async for routed in routed_for(standins, limits=limits):
+    # No queue worker here: the person hears they are in the queue, and the lookup stays there.
+    async for routed in routed_for(standins, limits=limits, getcourse_queued_notice_seconds=0.05):
         await routed.feed("nobody@example.com", user=FIRST)
         await routed.feed("nobody@example.com", user=SECOND)
         await routed.feed("ivan@example.com", user=100000003)
-        assert "слишком много проверок" in routed.replies(100000003)[-1]
         assert len(routed.directory.asked) == 2
+        queued = await routed.database.fetchall("SELECT telegram_id, email FROM queued_lookups")
+        assert [(row["telegram_id"], row["email"]) for row in queued] == [
+            (100000003, "ivan@example.com")
+        ]
+        assert "вы в очереди" in routed.replies(100000003)[-1]
 
 
 async def test_invalid_input_costs_no_attempt(standins: StandIns) -> None:

@@ -16,7 +16,11 @@ import pytest
 
 
 def test_sandbox_links_an_email_from_the_terminal() -> None:
-    script = "/start\nIvan.Petrov@example.com\n:user 100000099\nanna@example.org\n:funnel\n:quit\n"
+    # Each proves the email is theirs: Ivan shares his phone, the newcomer types the emailed code.
+    script = (
+        "/start\nIvan.Petrov@example.com\n:contact\n"
+        ":user 100000099\nanna@example.org\n:code\n:funnel\n:quit\n"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "bot", "sandbox"],
         input=script,
@@ -33,6 +37,7 @@ def test_sandbox_links_an_email_from_the_terminal() -> None:
     assert "telegram_id = 100000001" in out
     # The newcomer's write waited in the outbox until their Salebot client appeared.
     assert "telegram_id = 100000099" in out
+    assert "mail> to anna@example.org: Sandbox School" in out  # the letter, code and all
     assert "Traceback" not in result.stderr
 
 
@@ -65,7 +70,8 @@ def test_sandbox_commands_help_saved_files_and_english() -> None:
 
 
 def test_sandbox_speaks_english_when_asked() -> None:
-    result = run_sandbox("/start\nivan.petrov@example.com\n:quit\n", "--lang", "en")
+    # Ivan proves the email is his by sharing his phone (the sandbox asks for a proof).
+    result = run_sandbox("/start\nivan.petrov@example.com\n:contact\n:quit\n", "--lang", "en")
     assert result.returncode == 0, result.stderr
     assert "bot> Done! Your Telegram is now linked to ivan.petrov@example.com." in result.stdout
 
@@ -100,7 +106,7 @@ def test_ctrl_c_leaves_at_once_and_quietly() -> None:
 
 def test_sandbox_shows_getcourse_fields_and_a_getcourse_event() -> None:
     script = (
-        "ivan.petrov@example.com\n:getcourse\n"
+        "ivan.petrov@example.com\n:contact\n:getcourse\n"
         ":gc-event paid amount=1500 event_id=order-1\n:gc-event paid event_id=order-1\n:quit\n"
     )
     result = run_sandbox(script)

@@ -38,3 +38,7 @@ class Texts:
         return self._templates[key].format(
             **{name: html.escape(str(value), quote=False) for name, value in values.items()}
         )
+
+    def render_plain(self, key: str, **values: object) -> str:
+        """For plain text outside Telegram (a letter): nothing is escaped."""
+        return self._templates[key].format(**values)

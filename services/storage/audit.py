@@ -21,6 +21,8 @@ class AuditAction(StrEnum):
     EXPORT = "export"
     SYNC = "sync"
     ERASE = "erase"
+    PROOF_CONFIRM = "proof_confirm"  # confirmed a person's proof of ownership (the link follows)
+    PROOF_REFUSE = "proof_refuse"
 
 
 @dataclass(frozen=True)

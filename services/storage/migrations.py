@@ -226,7 +226,39 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN erase_when_delivered INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE gc_directory DROP COLUMN custom_fields;
     """,
-    # 9: both directions (issue 13). GetCourse field writes (the Telegram and Salebot IDs put
+    # 9: proofs of ownership waiting for the person (issue 12): one per person, replaced by a newer
+    # email. Nothing here is a link; ``gc_user_id`` is NULL when GetCourse has no such user, so the
+    # proof can never succeed but reads the same. The code is kept only as an HMAC with its salt.
+    """
+    CREATE TABLE ownership_proofs (
+        id                    INTEGER PRIMARY KEY AUTOINCREMENT,
+        telegram_id           INTEGER NOT NULL UNIQUE,
+        chat_id               INTEGER NOT NULL,
+        email                 TEXT    NOT NULL,
+        gc_user_id            TEXT,
+        gc_name               TEXT    NOT NULL DEFAULT '',
+        gc_status             TEXT,
+        phone                 TEXT    NOT NULL DEFAULT '',
+        code_hash             TEXT,
+        code_salt             TEXT,
+        code_sent_at          REAL,
+        code_expires_at       REAL,
+        code_tries_left       INTEGER NOT NULL DEFAULT 0,
+        codes_sent            INTEGER NOT NULL DEFAULT 0,
+        operator_asked_at     REAL,
+        created_at            REAL    NOT NULL
+    );
+    CREATE INDEX ownership_proofs_created_at ON ownership_proofs (created_at);
+
+    -- Code letters sent in the last hour per address (a SHA-256 of it, rows older than an hour
+    -- pruned), so nobody can flood a student's mailbox or collect codes to guess at.
+    CREATE TABLE proof_letters (
+        address_hash TEXT NOT NULL,
+        sent_at   REAL NOT NULL
+    );
+    CREATE INDEX proof_letters_address_hash ON proof_letters (address_hash, sent_at);
+    """,
+    # 10: both directions (issue 13). GetCourse field writes (the Telegram and Salebot IDs put
     # into the GetCourse user's additional fields, or blanked), GetCourse events from process
     # "call URL" operations, the Salebot callbacks they and new links cause, the import-API
     # request ledger (its own limits, never the export budget), and configuration problems
