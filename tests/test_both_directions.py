@@ -429,3 +429,27 @@ async def test_a_callback_cut_off_by_a_stop_is_not_sent_again_after_the_restart(
             await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'sending'") == 0
         )
     assert len(standins.salebot.requests_of("callback")) == 1
+
+
+async def test_only_a_proven_link_reaches_getcourse(
+    standins: StandIns, fields_created: None
+) -> None:
+    """With the proof of ownership on, nothing is written into GetCourse until the person has
+    proved the email (here with their own contact), then both IDs are."""
+    settings = both_ways(standins, ownership_proof="contact")
+    async with serving(standins, settings):
+        ivan = Person(standins.telegram, IVAN)
+        ivan.says(IVAN_GC.email)
+        await ivan.reply("Проверяю")
+        await ivan.reply(lambda message: bool(message.reply_markup))  # share your phone
+        assert standins.getcourse.imports == []
+        contact = {"phone_number": "+79161234567", "first_name": "Ivan", "user_id": IVAN}
+        standins.telegram.send_message(IVAN, contact=contact)
+        await ivan.reply("Готово")
+        ivan_client = str(client_id(standins, IVAN))
+        await eventually(
+            lambda: (
+                gc_fields(standins, IVAN_GC.email)
+                == {"telegram_id": str(IVAN), "sb_id": ivan_client}
+            )
+        )
