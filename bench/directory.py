@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from machine import StealMeter, header
 
 from bot.app import App
 from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
@@ -488,45 +489,11 @@ def sync_child(env: dict[str, str]) -> tuple[int, float]:
     return int(output[0]), int(output[1]) / 1024
 
 
-class StealMeter:
-    """The share of CPU time the hypervisor gave to other guests while a part ran (``st`` in
-    vmstat): on a shared virtual machine, latencies measured under a high share are inflated."""
-
-    def __init__(self) -> None:
-        self._start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[int, int]:
-        try:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        except OSError:
-            return 0, 0
-        ticks = [int(value) for value in fields[:8]]
-        return ticks[7] if len(ticks) > 7 else 0, sum(ticks)
-
-    def share(self) -> str:
-        steal, total = (now - then for now, then in zip(self._read(), self._start, strict=True))
-        return f"{100 * steal / total:.0f}%" if total else "unknown"
-
-
 def table(title: str, rows: list[tuple[str, ...]]) -> None:
     print(f"\n{title}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-
-
-def commit() -> str:
-    """The commit measured, with "+changes" when the work tree differs from it."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*command: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(root), *command], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + (" +changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def latency_row(name: str, latencies: list[float], steal: str) -> tuple[str, ...]:
@@ -544,7 +511,7 @@ def latency_row(name: str, latencies: list[float], steal: str) -> tuple[str, ...
 
 async def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.ERROR)
-    print(f"commit {commit()}; python bench/directory.py {' '.join(sys.argv[1:])}".rstrip())
+    print(header("bench/directory.py"))
     print("Settings are the defaults except where a part names a departure.")
     # Hits first, in a fresh process: the launch leaves thousands of objects that later garbage
     # collections walk, which is the benchmark's own cost, not the bot's.
@@ -557,7 +524,7 @@ async def run(args: argparse.Namespace) -> None:
             "   Departures: the GetCourse stand-in (in a child process) builds exports at once and "
             "GETCOURSE_POLL_FIRST_DELAY=0.01, so the sync streams rows back to back",
             [
-                ("", "hits", "p50", "p95", "max", "CPU steal"),
+                ("", "hits", "p50", "p95", "max", "CPU steal, load"),
                 latency_row("idle", *measured["idle"]),
                 latency_row(f"during the {users:,} sync", *measured["busy"]),
             ],
