@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ SECRET = "bench-webhook-secret"
 FIRST_USER = 200_000_000
 MODES = ("polling", "webhook")
 LINK_SYNCED = "c link"  # the person's user is in the directory: answered from it
+TRY_LATER = "не получается"  # the "try later" answer
 LINK_NEW = "d link"  # registered after the sync: a coalesced export answers everyone waiting
 DEPARTURES = (
     "GetCourse exports are ready at the first poll and polled after 1 ms "
@@ -72,6 +74,7 @@ class Result:
     mode: str
     latencies: list[float]
     seconds: float
+    try_later: int = 0
 
     @property
     def rate(self) -> float:
@@ -139,8 +142,9 @@ async def drive(
     messages: int,
     text: Callable[[int, int], str],
     answered: Callable[[SentMessage], bool],
-) -> tuple[list[float], float]:
-    """Each user sends ``messages`` messages, one after the other's answer."""
+) -> tuple[list[float], float, int]:
+    """Each user sends ``messages`` messages, one after the other's answer; also returns how
+    many answers were "try later"."""
     latencies: list[float] = []
 
     async def person(user_id: int) -> None:
@@ -148,12 +152,15 @@ async def drive(
             seen = len(telegram.bot_messages(user_id))
             sent = time.perf_counter()
             telegram.send_message(user_id, text(user_id, number))
-            await telegram.wait_for_message(user_id, answered, after=seen, timeout=120)
+            answer = await telegram.wait_for_message(user_id, answered, after=seen, timeout=120)
             latencies.append(time.perf_counter() - sent)
+            if TRY_LATER in (answer.text or ""):
+                later.append(user_id)
 
+    later: list[int] = []
     started = time.perf_counter()
     await asyncio.gather(*(person(FIRST_USER + n) for n in range(users)))
-    return latencies, time.perf_counter() - started
+    return latencies, time.perf_counter() - started, len(later)
 
 
 async def echo_bot(mode: str, users: int, messages: int) -> Result:
@@ -168,7 +175,7 @@ async def echo_bot(mode: str, users: int, messages: int) -> Result:
         api = TelegramAPIServer.from_base(servers.telegram.base_url)
         bot = Bot(TOKEN, session=AiohttpSession(api=api))
         async with _echo_running(mode, dispatcher, bot, servers.telegram):
-            latencies, seconds = await drive(
+            latencies, seconds, _ = await drive(
                 servers.telegram, users, messages, lambda u, n: f"hello {n}", lambda m: True
             )
         await bot.session.close()
@@ -203,12 +210,21 @@ async def _echo_running(
 async def this_bot(mode: str, scenario: str, users: int, messages: int) -> Result:
     """(b), (c) and (d): the real app in its run mode."""
     async with standins() as servers:
+        # The school's users from before: the sync at start stores them.
+        servers.getcourse.users = [
+            GetCourseUserRecord(
+                id=100_000_000 + n,
+                email=f"earlier{n}@example.com",
+                created_at=datetime.now() - timedelta(days=365 - n),
+            )
+            for n in range(100)
+        ]
         students = [
             GetCourseUserRecord(id=300_000_000 + n, email=f"student{n}@example.com")
             for n in range(users * messages)
         ]
         if scenario == LINK_SYNCED:
-            servers.getcourse.users = students
+            servers.getcourse.users += students
         for n in range(users):
             servers.salebot.add_client(FIRST_USER + n, group=FUNNEL_BOT)
         settings = servers.settings(mode)
@@ -216,27 +232,30 @@ async def this_bot(mode: str, scenario: str, users: int, messages: int) -> Resul
             # The full sync a fresh install runs at start: (c) is linked from what it stored.
             await _first_sync_done(app)
             if scenario == LINK_NEW:
-                servers.getcourse.users = students  # registered after the sync
+                servers.getcourse.users += students  # registered after the sync
             runner: Runner = PollingRunner(app) if mode == "polling" else WebhookRunner(app)
             await runner.start()
             if mode == "polling":
                 await servers.telegram.wait_for_poll()
             try:
                 if scenario == "b /start":
-                    latencies, seconds = await drive(
+                    latencies, seconds, later = await drive(
                         servers.telegram, users, messages, lambda u, n: "/start", lambda m: True
                     )
                 else:
-                    latencies, seconds = await drive(
+                    latencies, seconds, later = await drive(
                         servers.telegram,
                         users,
                         messages,
                         lambda u, n: f"student{(u - FIRST_USER) * messages + n}@example.com",
-                        lambda m: (m.text or "").startswith("Готово"),
+                        # "Try later" ends the wait too (and is counted): a run never hangs.
+                        lambda m: (
+                            (m.text or "").startswith("Готово") or TRY_LATER in (m.text or "")
+                        ),
                     )
             finally:
                 await runner.stop()
-        return Result(scenario, mode, latencies, seconds)
+        return Result(scenario, mode, latencies, seconds, later)
 
 
 async def _first_sync_done(app: App) -> None:
@@ -255,11 +274,14 @@ def _free_port() -> int:
 
 
 def report(results: list[Result]) -> None:
-    print(f"{'scenario':<10} {'mode':<8} {'updates':>7} {'upd/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'scenario':<10} {'mode':<8} {'updates':>7} {'upd/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'try later':>9}"
+    )
     for r in results:
         print(
             f"{r.scenario:<10} {r.mode:<8} {len(r.latencies):>7} {r.rate:>8.1f} "
-            f"{r.percentile(50) * 1000:>8.1f} {r.percentile(99) * 1000:>8.1f}"
+            f"{r.percentile(50) * 1000:>8.1f} {r.percentile(99) * 1000:>8.1f} {r.try_later:>9}"
         )
     print()
     print("ratios to (a) in the same mode: throughput, p50 latency, p99 latency")
