@@ -1,21 +1,26 @@
-"""GetCourse at school scale: the plain strategy (one export per email) against the local
-directory, lookups in large directories, and full syncs of large accounts.
+"""GetCourse at school scale: a naive bot (one export per email) against the local directory,
+directory hits while a big sync runs, lookups in large directories, and full syncs of large
+accounts. Settings are the defaults except where a part prints a departure.
 
-    python bench/directory.py [--people 500] [--scale 20] [--coalesce 15]
+    python bench/directory.py [--parts 1,2,3,4] [--people 500] [--scale 20] [--coalesce 15]
+                              [--idle-hits 200] [--busy-hits 5000] [--busy-users 1000000]
                               [--rows 10000,100000,1000000] [--sync 100000,1000000]
 
 1. Launch day: ``--people`` people, none of them in the directory yet (they registered after
    the last sync), send their email spread evenly over a simulated 10 minutes. The GetCourse
    stand-in takes 30 s to build an export; every duration (arrivals, export latency, poll
-   delays, the lookup timeout, the gathering of misses, the queued notice) is divided by
-   ``--scale``. Printed: the
-   export-API requests used, p50/p95 from the email to the answer (in real seconds, i.e. scaled
-   back), and how the people were answered. Everything goes through the Telegram stand-in.
-2. Directory hits: 200 people, one after another, whose users are in the directory; instant
-   stand-ins; p50/p95 from the email to the "linked" answer, end to end over loopback.
+   delays, the lookup timeout, the gathering of misses, the queued notice, the pace's window)
+   is divided by ``--scale``. The naive bot has no budget of its own (GetCourse's limit stops
+   it). Printed: the export-API requests used, p50/p95 from the email to the answer (in real
+   seconds, i.e. scaled back), and how the people were answered, through the Telegram stand-in.
+2. Directory hits, end to end over loopback, people one after another whose users are in the
+   directory: ``--idle-hits`` on the idle bot, then as many as fit (up to ``--busy-hits``) while
+   the same bot runs a full sync of ``--busy-users`` users served by a stand-in in a child
+   process; p50/p95/max, and how far the sync got.
 3. ``DirectoryRepository.by_email`` at each ``--rows`` size (synthetic rows): p50/p99.
-4. ``python -m bot sync --full`` as a child process against a stand-in holding each ``--sync``
-   number of users: wall time and the child's peak RSS."""
+4. ``python -m bot sync --full`` (one run, default budget and reserve) as a child process
+   against a stand-in holding each ``--sync`` number of users: export requests, finished or
+   paused, rows stored, wall time and the child's peak RSS."""
 
 from __future__ import annotations
 
