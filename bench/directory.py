@@ -356,8 +356,7 @@ async def hits(users: int, idle_people: int, busy_people: int) -> dict[str, Any]
             with tempfile.TemporaryDirectory() as folder:
                 settings = stand_in_settings(
                     telegram,
-                    # Only its base_url is read.
-                    getcourse,  # type: ignore[arg-type]
+                    getcourse,  # only its base_url is read
                     salebot,
                     Path(folder) / "bench.sqlite3",
                     getcourse_poll_first_delay=0.01,

@@ -48,11 +48,12 @@ BUILD_TIMES_KEPT = 5
 PARSE_SLICE_BYTES = 8 * 1024
 # Seconds an export's reader rests per second it spent parsing and storing rows: reading takes at
 # most half of the process's time (a sync has nobody waiting; the people the bot answers meanwhile
-# do: hits during a 1M sync went from p95 ~100 ms to ~45 ms, the sync taking twice as long).
+# do: directory hits during a 1M sync went from p95 ~100 ms to 24-38 ms, the sync taking about
+# twice as long; bench/directory.py).
 EXPORT_REST_PER_BUSY_SECOND = 1.0
-# Users per batch handed to an export's sink. A sync writes each batch in one transaction on the
+# Users per batch handed to an export's sink. A sync writes each batch in one statement on the
 # connection every lookup shares, so a person's lookup may wait behind one: a small batch keeps
-# that wait to a millisecond or two (1,000 rows made hits during a 1M sync wait 100+ ms).
+# that wait to a millisecond or two (batches of 1,000 kept hits during a 1M sync at p95 130 ms).
 EXPORT_BATCH_ROWS = 100
 # Answers up to this size are also kept whole, to be read as an envelope if they hold no rows.
 ENVELOPE_MAX_BYTES = 64 * 1024
