@@ -17,6 +17,7 @@ import pytest
 from sandbox.getcourse import EmptyResultStyle, GetCourseStandIn, GetCourseUserRecord
 from sandbox.server import Fault
 from services.errors import (
+    GetCourseApiError,
     GetCourseBadResponse,
     GetCourseBudgetExhausted,
     GetCourseBusy,
@@ -27,7 +28,7 @@ from services.errors import (
     GetCourseUnavailable,
 )
 from services.export_budget import ExportBudget
-from services.getcourse import GetCourseClient, PollSchedule
+from services.getcourse import EXPORT_BATCH_ROWS, GetCourseClient, PollSchedule
 from services.models import GetCourseUser
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.database import Database
@@ -823,3 +824,160 @@ async def test_the_first_poll_waits_for_the_build_not_for_reading_the_rows(
     assert await client.find_user_by_email("anna@example.org") is not None
     # Timed by how soon the window's export was ready, not by how long its rows took to store.
     assert delays[0] < slow_store
+
+
+# ----- streamed exports (what a directory sync reads) ------------------------------------------
+
+
+class Sink:
+    """Records the batches an export hands over, as a sync's store would receive them."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[GetCourseUser]] = []
+
+    async def __call__(self, users: list[GetCourseUser]) -> None:
+        self.batches.append(users)
+
+    @property
+    def users(self) -> list[GetCourseUser]:
+        return [user for batch in self.batches for user in batch]
+
+
+async def no_save(export_id: int) -> None:
+    pass
+
+
+async def stream_from_standin(client: GetCourseClient, sink: Sink) -> int:
+    return await client.export_users(
+        {"created_at[from]": "2000-01-01"}, resume_export_id=None, on_started=no_save, sink=sink
+    )
+
+
+async def stream_answer(budget: ExportBudget, *chunks: bytes, sink: Sink | None = None) -> int:
+    """A users export whose single poll answers ``chunks`` as they would arrive on the wire."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/pl/api/account/users":
+            return httpx.Response(200, json=START_OK)
+        return httpx.Response(200, content=body())
+
+    async with httpx.AsyncClient(
+        base_url="https://school.getcourse.ru", transport=httpx.MockTransport(answer)
+    ) as http:
+        client = GetCourseClient(http, KEY, budget, FAST)
+        return await client.export_users(
+            {"created_at[from]": "2000-01-01"},
+            resume_export_id=None,
+            on_started=no_save,
+            sink=sink or Sink(),
+        )
+
+
+def wire(answer: Answer, piece: int) -> list[bytes]:
+    data = json.dumps(answer, ensure_ascii=False).encode()
+    return [data[start : start + piece] for start in range(0, len(data), piece)]
+
+
+async def test_a_large_export_reaches_the_sink_whole_in_order_and_in_small_batches(
+    standin: GetCourseStandIn, client: GetCourseClient
+) -> None:
+    standin.users = [
+        GetCourseUserRecord(
+            id=500_000 + n,
+            email=f"student{n}@example.com",
+            first_name="Ученик",
+            phone=f"+7900{n:07d}",
+            created_at="2024-01-01 10:00:00",
+            custom={"Тариф": "Базовый"},
+        )
+        for n in range(2500)
+    ]
+    standin.not_ready_polls = 2
+    sink = Sink()
+
+    count = await stream_from_standin(client, sink)
+
+    assert count == 2500
+    assert [user.id for user in sink.users] == [str(500_000 + n) for n in range(2500)]
+    assert sink.users[1234] == GetCourseUser(
+        id="501234",
+        email="student1234@example.com",
+        first_name="Ученик",
+        phone="+79000001234",
+        custom_fields={"Создан": "2024-01-01 10:00:00", "Тариф": "Базовый"},
+    )
+    # Each batch is one write of the sync on the database every lookup shares: kept small.
+    assert max(len(batch) for batch in sink.batches) <= EXPORT_BATCH_ROWS
+    assert [r.error_code for r in standin.requests] == [None, 909, 909, None]
+
+
+@pytest.mark.parametrize("style", ["items", "error"])
+async def test_a_streamed_export_that_matched_nobody_holds_no_users(
+    standin: GetCourseStandIn, client: GetCourseClient, style: EmptyResultStyle
+) -> None:
+    standin.users = []
+    standin.empty_result_style = style
+    sink = Sink()
+
+    assert await stream_from_standin(client, sink) == 0
+    assert sink.batches == []
+    assert endpoints(standin) == ["users", "exports"]
+
+
+@pytest.mark.parametrize("piece", [7, 100_000])
+async def test_a_streamed_answer_reads_the_same_however_it_is_cut(
+    budget: ExportBudget, piece: int
+) -> None:
+    fields = ["id", "Email", "Имя", "Тариф"]
+    rows = [[str(n), f"s{n}@example.com", "Имя", "Премиум"] for n in range(300)]
+    sink = Sink()
+
+    count = await stream_answer(budget, *wire(ready(fields, *rows), piece), sink=sink)
+
+    assert count == 300
+    assert sink.users[-1] == GetCourseUser(
+        id="299", email="s299@example.com", first_name="Имя", custom_fields={"Тариф": "Премиум"}
+    )
+
+
+async def test_a_header_after_the_rows_still_reads_them(budget: ExportBudget) -> None:
+    rows = [[str(n), "Иван", f"i{n}@ex.com"] for n in range(250)]
+    answer = {"success": True, "info": {"items": rows, "fields": ["id", "Имя", "Email"]}}
+    sink = Sink()
+
+    assert await stream_answer(budget, *wire(answer, 1000), sink=sink) == 250
+    assert sink.users[-1] == GetCourseUser(id="249", email="i249@ex.com", first_name="Иван")
+    assert max(len(batch) for batch in sink.batches) <= EXPORT_BATCH_ROWS
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"<html><body>502 Bad Gateway</body></html>", GetCourseBadResponse),
+        (b"", GetCourseBadResponse),
+        (
+            b'{"success": true, "info": {"fields": ["id", "Email"], "items": [["1", "a@b.c"], [',
+            GetCourseBadResponse,
+        ),
+        (b'{"success": true, "info": {"fields": ["id", "Email"]}}', GetCourseBadResponse),
+        (b'{"success": false, "error_code": 901, "error_message": "x"}', GetCourseConfigError),
+        (b'{"success": false, "error_code": 999, "error_message": "x"}', GetCourseApiError),
+        (b'["not", "an", "envelope"]', GetCourseBadResponse),
+        # Big enough not to be read whole as an envelope, yet no rows: not an export answer.
+        (
+            b'{"success": true, "info": {"fields": ["id"], "x": "' + b"y" * 100_000 + b'"}}',
+            GetCourseBadResponse,
+        ),
+    ],
+)
+async def test_a_streamed_answer_that_is_no_export_is_a_typed_error(
+    budget: ExportBudget, body: bytes, error: type[GetCourseError]
+) -> None:
+    sink = Sink()
+
+    await expect_error(stream_answer(budget, body, sink=sink), error)
+    assert sink.batches == []

@@ -1,7 +1,9 @@
-"""Storage: migrations, and the FSM storage contract on the same SQLite file."""
+"""Storage: migrations, the FSM storage contract on the same SQLite file, and the directory's
+batch upsert."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -9,8 +11,10 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import StorageKey
 
 from bot.fsm_storage import SQLiteStorage
+from services.models import GetCourseUser
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
+from services.storage.directory import DirectoryRepository
 from services.storage.migrations import MIGRATIONS
 
 
@@ -77,3 +81,39 @@ async def test_dialog_survives_reopening_the_database(tmp_path: Path) -> None:
         )
     finally:
         await database.close()
+
+
+async def test_directory_upsert_stores_a_batch_as_given_and_keeps_a_known_status(
+    tmp_path: Path,
+) -> None:
+    database = await Database.open(tmp_path / "bot.sqlite3")
+    directory = DirectoryRepository(database)
+    odd = GetCourseUser(
+        id="7",
+        email=" Odd.Person@Example.com",
+        first_name='Анна "Аня"',
+        last_name="O'Brien \\ 😀",
+        phone="8 (916) 123-45-67",
+        custom_fields={"Создан": "2024-01-01 10:00:00", "Тариф": "Премиум [x]", "Пусто": ""},
+    )
+    plain = GetCourseUser(id="8", email="plain@example.com")
+    try:
+        await directory.upsert([odd, plain], now=1.0)
+        await directory.set_status([plain], "banned", now=2.0)
+        # A later sync's batch: it knows no status, and the user changed their name.
+        await directory.upsert([replace(plain, first_name="Новое")], now=3.0)
+
+        stored_odd = await directory.by_email("odd.person@example.com")
+        stored_plain = await directory.by_id("8")
+        count = await directory.count()
+    finally:
+        await database.close()
+    # Only the columns lookups and cards use are kept: the registration date, no custom fields.
+    assert stored_odd == replace(
+        odd,
+        email="odd.person@example.com",
+        phone="+79161234567",
+        custom_fields={"Создан": "2024-01-01 10:00:00"},
+    )
+    assert stored_plain == replace(plain, first_name="Новое", status="banned")
+    assert count == 2

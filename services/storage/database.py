@@ -37,10 +37,11 @@ class Database:
     """One aiosqlite connection shared by the repositories.
 
     aiosqlite runs every statement on one worker thread, so statements never interleave. Every
-    write goes through ``transaction()`` and every read through ``fetchone``/``fetchall``; both
-    take one lock, so a read never sees another coroutine's uncommitted rows (which a rollback
-    could still take back) and a rollback never takes someone else's statement with it. Reads
-    inside a transaction use its connection directly (see ``fetch_one``/``fetch_all``).
+    write goes through ``transaction()`` (or ``write`` for a single statement) and every read
+    through ``fetchone``/``fetchall``; all take one lock, so a read never sees another
+    coroutine's uncommitted rows (which a rollback could still take back) and a rollback never
+    takes someone else's statement with it. Reads inside a transaction use its connection
+    directly (see ``fetch_one``/``fetch_all``).
     """
 
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
@@ -148,6 +149,12 @@ class Database:
                 await begin
                 await self.connection.execute("ROLLBACK")
             raise
+
+    async def write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        """One statement that is atomic on its own (SQLite runs it as its own transaction):
+        one trip to the connection's thread, where ``transaction()`` takes three."""
+        async with self._lock:
+            await self.connection.execute_fetchall(sql, parameters)
 
     async def fetchone(self, sql: str, parameters: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self._lock:
