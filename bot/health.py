@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from bot.app import App
-from bot.settings import split_host_port
+from bot.listening import Listener
 from services.health import GETCOURSE, SALEBOT
 
 log = logging.getLogger(__name__)
@@ -119,21 +119,10 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-class HealthServer:
-    """The health routes' own little server."""
+class HealthServer(Listener):
+    """The health routes' own little server, on ``HEALTH_LISTEN``."""
 
     def __init__(self, app: App, listen: str) -> None:
         web_app = web.Application()
         add_health_routes(web_app, app)
-        self._runner = web.AppRunner(web_app, access_log=None)
-        self._listen = listen
-
-    async def start(self) -> None:
-        host, port = split_host_port(self._listen)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        log.info("health and metrics on http://%s/", self._listen)
-
-    async def stop(self) -> None:
-        if self._runner.server is not None:  # not when its start failed (port taken)
-            await self._runner.cleanup()
+        super().__init__(web_app, listen, "HEALTH_LISTEN", "health and metrics")

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from bot.app import App
-from bot.settings import split_host_port
+from bot.listening import Listener
 from services.bridge import EventForbidden, EventMalformed, EventsThrottled
 
 log = logging.getLogger(__name__)
@@ -130,22 +130,11 @@ def _multipart(content_type_header: str, body: bytes) -> list[tuple[str, str]]:
     return params
 
 
-class PublicServer:
+class PublicServer(Listener):
     """``HTTP_LISTEN`` with the events route (and, from ``bot.webhook``, the webhook)."""
 
     def __init__(self, app: App, web_app: web.Application | None = None) -> None:
-        self.web_app = web_app or web.Application()
+        web_app = web_app or web.Application()
         if app.services.events.enabled:
-            add_events_route(self.web_app, app)
-        self.runner = web.AppRunner(self.web_app, access_log=None)
-        self._listen = app.settings.http_listen
-
-    async def start(self) -> None:
-        host, port = split_host_port(self._listen)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, host, port).start()
-        log.info("public endpoints on http://%s/", self._listen)
-
-    async def stop(self) -> None:
-        if self.runner.server is not None:  # not when its start failed (port taken)
-            await self.runner.cleanup()
+            add_events_route(web_app, app)
+        super().__init__(web_app, app.settings.http_listen, "HTTP_LISTEN", "public endpoints")

@@ -67,7 +67,9 @@ async def _serve(app: App, stop: asyncio.Event) -> int:
     outcome, *_ = await asyncio.gather(*waits, return_exceptions=True)
     await runner.stop()
     if isinstance(outcome, Exception):
-        if isinstance(outcome, TelegramAPIError | OSError):
+        if isinstance(outcome, StartupError):  # a port that cannot be taken: one line
+            log.error("%s", outcome)
+        elif isinstance(outcome, TelegramAPIError | OSError):
             log.error("%s mode failed: %s: %s", app.settings.mode, type(outcome).__name__, outcome)
         else:
             log.error("%s mode failed", app.settings.mode, exc_info=outcome)

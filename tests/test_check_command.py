@@ -4,6 +4,7 @@ stand-ins keep answering on the test's event loop), passing and failing for the 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,3 +157,21 @@ async def test_unusable_database_path_is_one_failed_line(
     assert list(lines) == ["database"]
     assert lines["database"].startswith(f"FAIL  database   DATABASE_PATH {blocker}/bot.sqlite3: ")
     assert standins.telegram.calls == []
+
+
+async def test_locked_database_is_one_failed_line(
+    check: Check, standins: StandIns, tmp_path: Path
+) -> None:
+    path = tmp_path / "locked.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE backup_in_progress (x)")
+        holder.execute("BEGIN EXCLUSIVE")  # a backup or an sqlite3 shell holding the file
+        code, lines = await check(DATABASE_PATH=str(path))
+    finally:
+        holder.close()
+    assert code == 1
+    assert lines == {
+        "database": f"FAIL  database   DATABASE_PATH {path}: the database is locked by another "
+        "program (a backup, an sqlite3 shell?)"
+    }

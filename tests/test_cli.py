@@ -4,6 +4,7 @@ start-up problems reported in one line with a documented exit code."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,19 @@ async def test_unwritable_database_stops_run_with_one_line(
     assert len(lines) == 1, result.stderr
     assert f"DATABASE_PATH {blocker}/bot.sqlite3: " in lines[0]
     assert standins.telegram.calls == []
+
+
+async def test_a_taken_port_stops_run_with_one_line(standins: StandIns, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = process_env(standins, HEALTH_LISTEN=f"127.0.0.1:{port}", LOG_FORMAT="text")
+        result = await asyncio.to_thread(run_cli, "run", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith(
+        f"HEALTH_LISTEN 127.0.0.1:{port}: cannot listen there (Address already in use)"
+    )
+    assert "Traceback" not in result.stderr

@@ -70,7 +70,7 @@ class Database:
         except (OSError, sqlite3.Error) as error:
             if connection is not None:
                 await connection.close()
-            raise DatabaseUnavailable(f"DATABASE_PATH {path}: {_reason(error)}") from None
+            raise unavailable(path, error) from None
         except DatabaseUnavailable:
             assert connection is not None
             await connection.close()
@@ -196,6 +196,11 @@ async def fetch_all(
     connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()
 ) -> list[aiosqlite.Row]:
     return list(await connection.execute_fetchall(sql, parameters))
+
+
+def unavailable(path: Path, error: OSError | sqlite3.Error) -> DatabaseUnavailable:
+    """The one line that stops start-up, naming DATABASE_PATH and what to look at."""
+    return DatabaseUnavailable(f"DATABASE_PATH {path}: {_reason(error)}")
 
 
 def _reason(error: OSError | sqlite3.Error) -> str:

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from services.errors import InstanceLockHeld
-from services.storage.database import Database, fetch_one
+from services.storage.database import Database, fetch_one, is_database_locked, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,17 @@ class InstanceLock:
         self.owner = secrets.token_hex(8)
 
     async def acquire(self) -> None:
-        """Take the lock, or raise ``InstanceLockHeld`` naming the live holder."""
+        """Take the lock, or raise ``InstanceLockHeld`` naming the live holder
+        (``DatabaseUnavailable`` when another program keeps the file locked meanwhile)."""
+        try:
+            await self._take()
+        except sqlite3.OperationalError as error:
+            if not is_database_locked(error):
+                raise
+            raise unavailable(self._database.path, error) from None
+        log.info("database lock taken by pid %s on %s", self.pid, self.host)
+
+    async def _take(self) -> None:
         now = self._clock()
         async with self._database.transaction() as tx:
             holder = await _holder(tx)
@@ -83,7 +94,6 @@ class InstanceLock:
                 "VALUES (1, ?, ?, ?, ?, ?, ?)",
                 (self.owner, self.host, self.pid, self._mode, now, now),
             )
-        log.info("database lock taken by pid %s on %s", self.pid, self.host)
 
     async def heartbeat(self) -> bool:
         """Write the heartbeat; ``False`` when the lock is no longer ours."""
