@@ -21,20 +21,17 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeChatMember
 from pydantic import SecretStr
 
-from bot import __version__
+from bot import __version__, middlewares
 from bot.draining import finish_tasks
 from bot.fsm_storage import SQLiteStorage
 from bot.isolation import PerChatIsolation
 from bot.metrics import Metrics
-from bot.middlewares import LogContextMiddleware, UpdateMetricsMiddleware
 from bot.settings import Settings
 from bot.telegram_retry import RetryAfterMiddleware
 from handlers import get_routers
 from handlers.lookup_answers import deliver_answer
-from handlers.middlewares import FloodGuard, PersonIsBack
 from handlers.notices import render_notices
 from handlers.operators import OPERATOR_COMMANDS
-from handlers.profiles import ProfileMiddleware
 from handlers.texts import Texts
 from services.backoff import RetryPolicy
 from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
@@ -349,7 +346,9 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
+def create_dispatcher(
+    settings: Settings, services: Services, metrics: Metrics | None = None
+) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=SQLiteStorage(DialogStateRepository(services.database)),
         # One person's updates are handled one after another, everyone else's in parallel.
@@ -369,10 +368,13 @@ def create_dispatcher(settings: Settings, services: Services) -> Dispatcher:
         reachability=services.reachability,
         erasure=services.erasure,
     )
-    for observer in (dispatcher.message, dispatcher.callback_query):
-        observer.outer_middleware(FloodGuard(exempt=settings.operator_ids))
-        observer.outer_middleware(PersonIsBack(services.outbox, services.reachability))
-    dispatcher.update.outer_middleware(ProfileMiddleware())
+    middlewares.install(
+        dispatcher,
+        operator_ids=settings.operator_ids,
+        outbox=services.outbox,
+        reachability=services.reachability,
+        metrics=metrics,
+    )
     dispatcher.include_routers(*get_routers())
     return dispatcher
 
@@ -407,13 +409,11 @@ class App:
             await services.close()
             raise
         bot = create_bot(settings)
-        dispatcher = create_dispatcher(settings, services)
         metrics = Metrics()
+        dispatcher = create_dispatcher(settings, services, metrics)
         services.calls.subscribe(metrics.observe_call)
         services.events.subscribe(metrics.observe_event)
         services.bridge.subscribe(metrics.observe_event)
-        dispatcher.update.outer_middleware(LogContextMiddleware())
-        dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
         supervisor = services.supervisor
         # Every background loop runs supervised: a failure is logged and the loop started again.
         background = {supervisor.start("outbox", services.outbox.run)}

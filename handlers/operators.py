@@ -332,15 +332,18 @@ async def on_erase_button(
 
 
 async def on_resync(
-    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+    message: Message,
+    event_from_user: User,
+    command: CommandObject,
+    operator_console: OperatorConsole,
+    texts: Texts,
 ) -> None:
-    assert message.from_user is not None
     argument = (command.args or "").strip()
     if argument.lower() == "failed":
-        count = await operator_console.retry_all(message.from_user.id)
+        count = await operator_console.retry_all(event_from_user.id)
         await message.answer(texts.render("retry_all_done", count=count))
     elif argument.isdigit():
-        await _resync(message, message.from_user.id, int(argument), operator_console, texts)
+        await _resync(message, event_from_user.id, int(argument), operator_console, texts)
     else:
         await message.answer(texts.render("resync_usage"))
 
@@ -359,13 +362,13 @@ async def _resync(
 
 async def on_sync(
     message: Message,
+    event_from_user: User,
     command: CommandObject,
     directory_sync: DirectorySync,
     operator_console: OperatorConsole,
     texts: Texts,
 ) -> None:
     """Starts a directory sync in the background; its progress edits one message."""
-    assert message.from_user is not None
     argument = (command.args or "").strip().lower()
     if argument not in ("", "full"):
         await message.answer(texts.render("sync_usage"))
@@ -413,7 +416,7 @@ async def on_sync(
             )
 
     if directory_sync.start(kind, progress, done):
-        await operator_console.record_sync(message.from_user.id, kind)
+        await operator_console.record_sync(event_from_user.id, kind)
     else:
         await show(texts.render("sync_running"))
 
@@ -447,14 +450,15 @@ async def on_stats(message: Message, operator_console: OperatorConsole, texts: T
     )
 
 
-async def on_export(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
-    assert message.from_user is not None
+async def on_export(
+    message: Message, operator_console: OperatorConsole, texts: Texts, event_from_user: User
+) -> None:
     # A group may hold people who are not operators: the whole list goes to private chats only.
     if not _private(message.chat):
         await message.answer(texts.render("export_private_only"))
         return
     export = await operator_console.export_csv(
-        message.from_user.id, delimiter=texts.render("csv_delimiter")
+        event_from_user.id, delimiter=texts.render("csv_delimiter")
     )
     filename = f"links-{datetime.now(UTC):%Y-%m-%d}.csv"
     await message.answer_document(

@@ -64,30 +64,37 @@ def operator_router() -> Router:
 
 
 async def on_contact(
-    message: Message, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    event_from_user: User,
 ) -> None:
-    assert message.from_user is not None
     assert message.contact is not None
     if not link_service.proof_methods:
         await message.answer(texts.render("not_text"))
         return
     outcome = await link_service.prove_contact(
-        message.from_user.id, message.contact.user_id, message.contact.phone_number
+        event_from_user.id, message.contact.user_id, message.contact.phone_number
     )
     await _tell(message, state, texts, outcome)
 
 
 async def on_code(
-    message: Message, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    event_from_user: User,
 ) -> None:
-    assert message.from_user is not None
     assert message.text is not None
-    outcome = await link_service.prove_code(message.from_user.id, message.text)
+    outcome = await link_service.prove_code(event_from_user.id, message.text)
     await _tell(message, state, texts, outcome)
 
 
 async def on_proof_button(
     message: Message,
+    event_from_user: User,
     method: ProofMethod,
     bot: Bot,
     state: FSMContext,
@@ -95,14 +102,13 @@ async def on_proof_button(
     texts: Texts,
     operator_chat_id: int | None = None,
 ) -> None:
-    assert message.from_user is not None
     if method not in link_service.proof_methods:
         await _tell(message, state, texts, ProofAnswer(ProofStep.NOTHING_TO_PROVE))
         return
     if method is ProofMethod.EMAIL_CODE:
-        await _tell(message, state, texts, await link_service.resend_code(message.from_user.id))
+        await _tell(message, state, texts, await link_service.resend_code(event_from_user.id))
         return
-    asked = await link_service.ask_operator(message.from_user.id)
+    asked = await link_service.ask_operator(event_from_user.id)
     if isinstance(asked, ProofAnswer):
         await _tell(message, state, texts, asked)
         return
@@ -111,13 +117,13 @@ async def on_proof_button(
         await bot.send_message(
             operator_chat_id,
             # A private chat with an operator has a positive ID; a group's is negative.
-            _card(texts, asked, message.from_user, private=operator_chat_id > 0),
+            _card(texts, asked, event_from_user, private=operator_chat_id > 0),
             reply_markup=proof_card_keyboard(
                 texts, asked.id, can_confirm=asked.gc_user_id is not None
             ),
         )
     except TelegramAPIError as error:
-        log.warning("proof card for telegram %s not sent: %s", message.from_user.id, error)
+        log.warning("proof card for telegram %s not sent: %s", event_from_user.id, error)
         await link_service.operator_not_reached(asked)
         await message.answer(texts.render("operator_unreachable"))
         return

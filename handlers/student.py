@@ -10,7 +10,7 @@ import math
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove, User
 from aiogram.utils.chat_action import ChatActionSender
 
 from handlers.erasure_views import erased
@@ -61,18 +61,18 @@ def router() -> Router:
 
 async def on_start(
     message: Message,
+    event_from_user: User,
     state: FSMContext,
     link_service: LinkService,
     texts: Texts,
     school_name: str | None = None,
     privacy_policy_url: str | None = None,
 ) -> None:
-    assert message.from_user is not None
-    link = await link_service.current_link(message.from_user.id)
+    link = await link_service.current_link(event_from_user.id)
     if link is None:
         await state.set_state(LinkDialog.waiting_email)
         # Starting over abandons a proof under way, and its keyboard goes.
-        abandoned = await link_service.cancel_proof(message.from_user.id)
+        abandoned = await link_service.cancel_proof(event_from_user.id)
         await message.answer(
             first_message(texts, school_name, privacy_policy_url),
             reply_markup=ReplyKeyboardRemove() if abandoned else None,
@@ -111,18 +111,19 @@ async def on_change_email_button(query: CallbackQuery, state: FSMContext, texts:
 
 
 async def on_cancel(
-    message: Message, state: FSMContext, link_service: LinkService, texts: Texts
+    message: Message,
+    state: FSMContext,
+    link_service: LinkService,
+    texts: Texts,
+    event_from_user: User,
 ) -> None:
-    assert message.from_user is not None
     await state.clear()
     # A proof under way ends too, and its keyboard goes.
-    markup = (
-        ReplyKeyboardRemove() if await link_service.cancel_proof(message.from_user.id) else None
-    )
-    if await link_service.cancel_queued(message.from_user.id):
+    markup = ReplyKeyboardRemove() if await link_service.cancel_proof(event_from_user.id) else None
+    if await link_service.cancel_queued(event_from_user.id):
         await message.answer(texts.render("cancelled_queued"), reply_markup=markup)
         return
-    link = await link_service.current_link(message.from_user.id)
+    link = await link_service.current_link(event_from_user.id)
     if link is None:
         await message.answer(texts.render("cancelled_new"), reply_markup=markup)
     else:
@@ -160,6 +161,7 @@ async def on_unknown_command(message: Message, texts: Texts) -> None:
 
 async def on_text_without_dialog(
     message: Message,
+    event_from_user: User,
     bot: Bot,
     state: FSMContext,
     link_service: LinkService,
@@ -168,16 +170,25 @@ async def on_text_without_dialog(
     queued_notice_after: float = 0.0,
 ) -> None:
     """Someone not linked yet may just type their email without /start: take it as one."""
-    assert message.from_user is not None
-    link = await link_service.current_link(message.from_user.id)
+    link = await link_service.current_link(event_from_user.id)
     if link is None:
-        await on_email(message, bot, state, link_service, texts, lookup_queue, queued_notice_after)
+        await on_email(
+            message,
+            event_from_user,
+            bot,
+            state,
+            link_service,
+            texts,
+            lookup_queue,
+            queued_notice_after,
+        )
         return
     await message.answer(texts.render("already_linked", email=mask_email(link.email)))
 
 
 async def on_email(
     message: Message,
+    event_from_user: User,
     bot: Bot,
     state: FSMContext,
     link_service: LinkService,
@@ -185,9 +196,8 @@ async def on_email(
     lookup_queue: LookupQueue,
     queued_notice_after: float = 0.0,
 ) -> None:
-    assert message.from_user is not None
     assert message.text is not None
-    telegram_id = message.from_user.id
+    telegram_id = event_from_user.id
     text = message.text
     if len(text.strip()) > MAX_EMAIL_LENGTH:
         await message.answer(texts.render("too_long"))
@@ -204,7 +214,7 @@ async def on_email(
         return
 
     try:
-        outcome = await _announced_lookup(message, bot, link_service, texts, email)
+        outcome = await _announced_lookup(message, telegram_id, bot, link_service, texts, email)
         if isinstance(outcome, Queued):
             async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
                 result = await _queued_answer(
@@ -230,13 +240,17 @@ async def on_email(
 
 
 async def _announced_lookup(
-    message: Message, bot: Bot, link_service: LinkService, texts: Texts, email: str
+    message: Message,
+    telegram_id: int,
+    bot: Bot,
+    link_service: LinkService,
+    texts: Texts,
+    email: str,
 ) -> LinkOutcome | Queued:
     """The lookup of ``email``; "checking…" is said only when the answer is not there at once
     (a directory hit takes milliseconds, and a notice right before the answer is noise), except
     while a proof is asked: then always, as whether it comes tells a directory hit from a miss."""
-    assert message.from_user is not None
-    lookup = asyncio.ensure_future(link_service.link(message.from_user.id, message.chat.id, email))
+    lookup = asyncio.ensure_future(link_service.link(telegram_id, message.chat.id, email))
     try:
         if not link_service.proof_methods:
             await asyncio.wait({lookup}, timeout=CHECKING_NOTICE_AFTER)
