@@ -7,12 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY services ./services
 COPY sandbox ./sandbox
-RUN pip install . \
+RUN pip install -c requirements.lock . \
     && useradd --system --uid 10001 --home-dir /app gcbot \
     && mkdir /data \
     && chown gcbot /data
