@@ -40,6 +40,7 @@ from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
 from services.erasure import ErasureService
 from services.export_budget import ExportBudget, ImportBudget
+from services.figures import FigureBook
 from services.getcourse import GetCourseClient, PollSchedule
 from services.getcourse_import import GetCourseImportClient
 from services.getcourse_tech import GetCourseTechClient
@@ -91,6 +92,7 @@ class Services:
     profiles: ProfileBook
     operators: OperatorConsole
     import_budget: ImportBudget  # the import API's own ledger (GetCourse field writes)
+    figures: FigureBook  # what /stats, /health and /metrics count
     follow_ups: LinkFollowUps  # what a link change sets off: field writes, callbacks, events
     bridge: BridgeWorker  # delivers GetCourse field writes and Salebot callbacks
     events: GetCourseEvents  # /getcourse/events
@@ -282,6 +284,7 @@ async def create_services(settings: Settings) -> Services:
         profiles=profiles,
         operators=operators,
         import_budget=import_budget,
+        figures=FigureBook(database, budget),
         follow_ups=follow_ups,
         bridge=bridge,
         events=events,

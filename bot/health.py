@@ -38,7 +38,7 @@ def add_health_routes(web_app: web.Application, app: App) -> None:
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         services = app.services
-        await app.metrics.refresh(services.database, services.budget, services.import_budget)
+        await app.metrics.refresh(services.figures, services.import_budget)
         app.metrics.observe_loops(services.supervisor.statuses())
         return await scrape(request)
 

@@ -12,13 +12,9 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.directory_sync import SyncKind
-from services.export_budget import ExportBudget, ImportBudget
+from services.export_budget import ImportBudget
+from services.figures import FigureBook
 from services.health import CallOutcome
-from services.storage.bridge import EventRepository
-from services.storage.database import Database
-from services.storage.directory import DirectoryRepository
-from services.storage.links import LinkRepository
-from services.storage.outbox import OutboxRepository
 from services.supervision import LoopStatus
 
 # A reply takes milliseconds; a link waits for a GetCourse export (up to the lookup timeout).
@@ -135,21 +131,18 @@ class Metrics:
         self.external_calls.labels(outcome.service, outcome.operation, label).inc()
         self.external_call_seconds.labels(outcome.service).observe(outcome.seconds)
 
-    async def refresh(
-        self, database: Database, budget: ExportBudget, import_budget: ImportBudget
-    ) -> None:
-        """Read the gauges that live in the database."""
-        self.getcourse_events_waiting.set(await EventRepository(database).waiting_count())
-        self.getcourse_import_used.set(await import_budget.used())
-        outbox = OutboxRepository(database)
-        self.links.set(await LinkRepository(database).count())
-        self.outbox_pending.set(await outbox.pending_count())
-        since = await outbox.oldest_pending_since()
+    async def refresh(self, book: FigureBook, import_budget: ImportBudget) -> None:
+        """Read the gauges that live in the database (the figures /stats and /health show)."""
+        figures = await book.read()
+        self.links.set(figures.links)
+        self.outbox_pending.set(figures.writes.pending)
+        since = await book.oldest_pending_write_since()
         age = (datetime.now(UTC) - since).total_seconds() if since is not None else 0.0
         self.outbox_oldest_age.set(max(age, 0.0))
-        self.getcourse_budget_used.set(await budget.used())
-        self.getcourse_budget_limit.set(budget.limit)
-        directory = DirectoryRepository(database)
-        self.directory_users.set(await directory.count())
+        self.getcourse_budget_used.set(figures.budget_used)
+        self.getcourse_budget_limit.set(figures.budget_limit)
+        self.directory_users.set(figures.directory_users)
         for kind in SyncKind:
-            self.directory_synced_at.labels(kind).set(await directory.last_finished(kind) or 0.0)
+            self.directory_synced_at.labels(kind).set(await book.last_sync_finished(kind) or 0.0)
+        self.getcourse_events_waiting.set(await book.events_waiting())
+        self.getcourse_import_used.set(await import_budget.used())

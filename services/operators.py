@@ -23,6 +23,7 @@ from services.directory_sync import DirectorySync, SyncKind
 from services.email import mask_email, normalize_email
 from services.errors import InvalidEmail, ServiceError
 from services.export_budget import ExportBudget
+from services.figures import FigureBook
 from services.health import GETCOURSE, SALEBOT, CallTracker, ServiceStatus
 from services.linking import Linked, NotFound
 from services.models import GetCourseUser, Link, salebot_variables
@@ -264,6 +265,7 @@ class OperatorConsole:
         self._field_writes = FieldWriteRepository(database)
         self._callbacks = CallbackRepository(database)
         self._gc_events = EventRepository(database)
+        self._figures = FigureBook(database, budget)
 
     @property
     def keeps_variables_on_unlink(self) -> bool:
@@ -493,22 +495,20 @@ class OperatorConsole:
         events = [await self._events.counts_since(since) for since in windows]
         not_found = [await self._queries.not_found_since(since) for since in windows]
         conflicts = [await self._queries.conflicts_since(since) for since in windows]
-        waiting = await self._deliveries.waiting_by_cause()
+        figures = await self._figures.read()
         return Stats(
-            linked_now=await self._links.count(),
+            linked_now=figures.links,
             made=Counts(*(counts[LinkEventKind.LINKED] for counts in events)),
             changed=Counts(*(counts[LinkEventKind.RELINKED] for counts in events)),
             removed=Counts(*(counts[LinkEventKind.UNLINKED] for counts in events)),
             not_found=Counts(*not_found),
             conflicts=Counts(*conflicts),
-            pending=sum(n for (state, _), n in waiting.items() if state == "pending"),
-            retrying=sum(
-                n for (state, cause), n in waiting.items() if state == "pending" and cause
-            ),
-            failed=sum(n for (state, _), n in waiting.items() if state == "failed"),
-            budget_used=await self._budget.used(),
-            budget_limit=self._budget.limit,
-            directory_users=await self._gc_directory.count(),
+            pending=figures.writes.pending,
+            retrying=figures.writes.retrying,
+            failed=figures.writes.failed,
+            budget_used=figures.budget_used,
+            budget_limit=figures.budget_limit,
+            directory_users=figures.directory_users,
             days=await self._days(now),
             events=await self._gc_events.counts(),
         )
@@ -581,28 +581,28 @@ class OperatorConsole:
         return await self._audit.latest(limit)
 
     async def health(self) -> HealthReport:
-        waiting = await self._deliveries.waiting_by_cause()
+        figures = await self._figures.read()
         oldest = await self._deliveries.oldest_waiting(1)
         return HealthReport(
             deployment=self._deployment,
             started_at=datetime.fromtimestamp(self._started_at, UTC),
             database_bytes=await self._queries.database_bytes(),
-            pending=sum(n for (state, _), n in waiting.items() if state == "pending"),
-            failed=sum(n for (state, _), n in waiting.items() if state == "failed"),
+            pending=figures.writes.pending,
+            failed=figures.writes.failed,
             oldest_waiting_since=oldest[0].created_at if oldest else None,
             getcourse=self._calls.status(GETCOURSE),
             salebot=self._calls.status(SALEBOT),
-            budget_used=await self._budget.used(),
-            budget_limit=self._budget.limit,
+            budget_used=figures.budget_used,
+            budget_limit=figures.budget_limit,
             budget_paused_until=_unix_datetime(await self._budget.paused_until()),
-            directory=await self._directory_report(),
+            directory=await self._directory_report(figures.directory_users),
             loops=self._supervisor.statuses(),
         )
 
-    async def _directory_report(self) -> DirectoryReport:
+    async def _directory_report(self, users: int) -> DirectoryReport:
         unfinished = [await self._gc_directory.open_run(kind) for kind in SyncKind]
         return DirectoryReport(
-            users=await self._gc_directory.count(),
+            users=users,
             last_full=await self._gc_directory.last_done(SyncKind.FULL),
             last_incremental=await self._gc_directory.last_done(SyncKind.INCREMENTAL),
             unfinished=[run for run in unfinished if run is not None],
