@@ -14,8 +14,9 @@ from services.bridge import LinkFollowUps
 from services.directory import MISS, DirectAnswer
 from services.email import mask_email, normalize_email
 from services.errors import GetCourseError
+from services.link_store import LinkStore, SalebotAfterRemoval
 from services.lookup_gate import LookupGate, LookupLimits
-from services.models import GetCourseUser, Link, cleared_salebot_variables, salebot_variables
+from services.models import GetCourseUser, Link
 from services.notifications import (
     BurstWatch,
     Notifier,
@@ -34,9 +35,7 @@ from services.ownership import (
 from services.storage.audit import AuditAction, AuditRepository
 from services.storage.conflicts import ConflictLog
 from services.storage.database import Database
-from services.storage.link_events import LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
-from services.storage.outbox import OutboxRepository
 from services.storage.ownership_proofs import PendingProof, ProofRepository
 from services.storage.queued_lookups import QueuedLookup, QueuedLookupRepository
 
@@ -157,7 +156,7 @@ class LinkService:
         follow_ups: LinkFollowUps | None = None,
     ) -> None:
         self._database = database
-        self._follow_ups = follow_ups
+        self._store_unit = LinkStore(follow_ups)
         self._links = LinkRepository(database)
         self._directory = directory
         self._on_enqueued = on_enqueued
@@ -431,17 +430,7 @@ class LinkService:
                     at=now,
                 )
                 if not refused:
-                    await LinkRepository.delete_in(tx, holder.telegram_id)
-                    await OutboxRepository.enqueue(
-                        tx, holder.telegram_id, cleared_salebot_variables(), now
-                    )
-                    if self._follow_ups is not None:
-                        await self._follow_ups.link_changed(
-                            tx, holder.telegram_id, holder, None, now
-                        )
-                    await LinkEventRepository.record(
-                        tx, LinkEventKind.UNLINKED, holder.telegram_id, now
-                    )
+                    await self._store_unit.remove(tx, holder, now, SalebotAfterRemoval.CLEAR)
             if not refused:
                 link = Link(
                     telegram_id=telegram_id,
@@ -453,12 +442,7 @@ class LinkService:
                     updated_at=stamp,
                     linked_by=operator_id,
                 )
-                await LinkRepository.upsert(tx, link)
-                await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
-                if self._follow_ups is not None:
-                    await self._follow_ups.link_changed(tx, telegram_id, previous, link, now)
-                kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
-                await LinkEventRepository.record(tx, kind, telegram_id, now, operator_id)
+                await self._store_unit.put(tx, link, previous, now, operator_id)
             if operator_id is not None:
                 await AuditRepository.record(
                     tx,

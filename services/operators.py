@@ -25,6 +25,7 @@ from services.errors import InvalidEmail, ServiceError
 from services.export_budget import ExportBudget
 from services.figures import FigureBook
 from services.health import GETCOURSE, SALEBOT, CallTracker, ServiceStatus
+from services.link_store import LinkStore, SalebotAfterRemoval
 from services.linking import Linked, NotFound
 from services.models import GetCourseUser, Link, salebot_variables
 from services.storage.audit import AuditAction, AuditEntry, AuditRepository
@@ -242,7 +243,7 @@ class OperatorConsole:
         follow_ups: LinkFollowUps | None = None,
     ) -> None:
         self._database = database
-        self._follow_ups = follow_ups
+        self._store_unit = LinkStore(follow_ups)
         self._directory = directory
         self._sync = sync
         self._budget = budget
@@ -350,12 +351,7 @@ class OperatorConsole:
                 updated_at=stamp,
                 linked_by=operator_id,
             )
-            await LinkRepository.upsert(tx, link)
-            await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
-            if self._follow_ups is not None:
-                await self._follow_ups.link_changed(tx, telegram_id, previous, link, now)
-            kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
-            await LinkEventRepository.record(tx, kind, telegram_id, now, operator_id)
+            await self._store_unit.put(tx, link, previous, now, operator_id)
             # An operator's /link is a proof in itself: a proof the person had under way is void.
             await ProofRepository.delete_in(tx, telegram_id)
             await AuditRepository.record(
@@ -391,17 +387,8 @@ class OperatorConsole:
                 return None
             if version is not None and link.version != version:
                 return LinkChanged(link)
-            await LinkRepository.delete_in(tx, telegram_id)
-            await DeliveryRepository.withdraw(tx, telegram_id, now)
-            if clear:
-                await OutboxRepository.enqueue_blank(
-                    tx, telegram_id, now, erase_when_delivered=False
-                )
-            if self._follow_ups is not None:
-                await self._follow_ups.link_changed(tx, telegram_id, link, None, now)
-            await LinkEventRepository.record(
-                tx, LinkEventKind.UNLINKED, telegram_id, now, operator_id
-            )
+            salebot = SalebotAfterRemoval.BLANK if clear else SalebotAfterRemoval.KEEP
+            await self._store_unit.remove(tx, link, now, salebot, operator_id)
             await AuditRepository.record(
                 tx,
                 at=now,
