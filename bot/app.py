@@ -55,6 +55,7 @@ from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
 from services.storage.directory import DirectoryRepository
+from services.storage.getcourse_quirks import QuirkRepository
 from services.storage.instance_lock import InstanceLock
 from services.storage.operator_menus import OperatorMenu, OperatorMenuRepository
 from services.storage.queued_lookups import QueuedLookupRepository
@@ -122,6 +123,7 @@ async def create_services(settings: Settings) -> Services:
         ),
         calls=calls,
         notifier=notifier,
+        quirks=QuirkRepository(database),
     )
     repository = DirectoryRepository(database)
     tech = None
@@ -180,7 +182,7 @@ async def create_services(settings: Settings) -> Services:
     lookups = LookupQueue(
         QueuedLookupRepository(database),
         directory,
-        CoalescedExports(getcourse, repository),
+        CoalescedExports(getcourse, repository, sync),
         getcourse,
         links,
         gather_seconds=settings.getcourse_coalesce_seconds,
@@ -189,7 +191,9 @@ async def create_services(settings: Settings) -> Services:
         pace=LookupPace(settings.getcourse_export_budget)
         if settings.getcourse_pace_lookups
         else None,
+        budget=budget,
     )
+    sync.serve_lookups(lookups.users_arrived, lookups.settled)
     operators = OperatorConsole(
         database,
         directory,
