@@ -59,27 +59,35 @@ class CoalescedExports:
         several people asked the same one): only an export started after it can say "not
         found" about someone who may have registered a moment before writing."""
         emails = sorted(asked_at)
-        covered = await self._covered_until()
-        pending = [e for e in emails if covered is None or asked_at[e] >= covered]
-        if len(pending) == 1 and await self._getcourse.email_filter_works():
+        # A sync window in progress may hold them: wait for it, then look again.
+        await self._getcourse.export_slot_free()
+        answers = await self._from_directory(emails, asked_at, await self._covered_until())
+        asked_at = {email: asked_at[email] for email in emails if answers[email] is MISS}
+        if not asked_at:
+            return answers
+        return {**answers, **await self._export(asked_at, found)}
+
+    async def _export(
+        self, asked_at: dict[str, float], found: UsersArrived
+    ) -> dict[str, ExportAnswer]:
+        """Those the directory cannot answer: asked after its coverage began, or before any."""
+        emails = sorted(asked_at)
+        if len(emails) == 1 and await self._getcourse.email_filter_works():
             try:
-                user = await self._getcourse.find_user_by_email(pending[0])
+                return {emails[0]: await self._getcourse.find_user_by_email(emails[0])}
             except GetCourseFilterRefused:
                 pass  # learned just now: a window export answers instead
             except GetCourseError as error:
-                return {**await self._from_directory(emails, asked_at, covered), pending[0]: error}
-            else:
-                return {**await self._from_directory(emails, asked_at, covered), pending[0]: user}
+                return {emails[0]: error}
+        covered = await self._covered_until()
         try:
             if covered is None:
                 await self._sync.advance()
-                covered = await self._covered_until()
-            elif pending:
-                await self._read_recent(covered, len(pending), found)
-                covered = await self._covered_until()
+            else:
+                await self._read_recent(covered, len(emails), found)
         except GetCourseError as error:
             return dict.fromkeys(emails, error)
-        return await self._from_directory(emails, asked_at, covered)
+        return await self._from_directory(emails, asked_at, await self._covered_until())
 
     async def _from_directory(
         self, emails: list[str], asked_at: dict[str, float], covered: float | None

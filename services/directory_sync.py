@@ -5,7 +5,8 @@ window, so no single answer is huge and the people most likely to write on a sch
 (its recent registrants) are in the directory after the first export. Registrations are uneven,
 so each window is sized from the one before to hold about ``window_users`` users, at most twice
 as long as it (eight times when it was sparse); once a window holds nobody, every older day is
-read in one export: empty years cost one export together, whatever ``since`` says. Each window
+read in one export (and so once the density seen says all of them would hold no more than two
+windows' worth): empty years cost one export together, whatever ``since`` says. Each window
 asks ``created_at[to]`` one day past its last day (GetCourse may treat ``to`` as exclusive; when
 it does not, the day read twice costs nothing, the directory upserts). An incremental sync covers
 the days since the last complete run began. Each run and the window it is on live in
@@ -57,6 +58,9 @@ REQUESTS_PER_EXPORT = 2
 WINDOW_GROWTH = 2
 SPARSE_GROWTH = 8
 SPARSE_SHARE = 10
+# Every older day goes in one export when, at the density seen, they would hold no more than
+# this many windows' worth of users.
+REST_SHARE = 2
 # Seconds before a scheduled run that stopped early (budget, GetCourse failure) is tried again.
 RESUME_AFTER = 15 * 60.0
 
@@ -265,6 +269,8 @@ class DirectorySync:
             size = self._policy.window_days
         elif users == 0:
             return run_first  # nobody registered then: every older day in one export
+        elif users * ((end - run_first).days + 1) <= REST_SHARE * target * days:
+            return run_first  # at this density every older day fits in about one window
         else:
             growth = SPARSE_GROWTH if users * SPARSE_SHARE < target else WINDOW_GROWTH
             size = max(1, min(days * growth, days * target // users))

@@ -193,6 +193,12 @@ class GetCourseClient:
             )
         return users[0] if users else None
 
+    async def export_slot_free(self) -> None:
+        """Returns once no export of ours is going: a lookup that waited for the slot looks at
+        the directory again before paying for an export (the one before may have answered)."""
+        async with self._export_lock:
+            return
+
     async def export_users(
         self,
         filters: dict[str, str],

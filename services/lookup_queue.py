@@ -105,6 +105,9 @@ class LookupQueue:
         self._wake = asyncio.Event()
         self._passed = asyncio.Event()  # a pass of the worker ended: a sync may look again
         self._last_export_at = float("-inf")
+        self._deliver_to: Deliver | None = None  # the worker's, once it runs
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._in_flight: set[int] = set()  # lookup IDs being written to right now
         self._claims: dict[int, asyncio.Future[LookupResult]] = {}  # lookup_id -> its handler
         self._retry_at = 0.0
         self._failures = 0
@@ -143,15 +146,25 @@ class LookupQueue:
         """Users an export just brought in: whoever waits for one of them is answered now (the
         worker delivers what their handler does not)."""
         by_email = {user.email.lower(): user for user in users}
-        answered = False
+        told: list[tuple[QueuedLookup, LookupResult]] = []
         for lookup in await self._repository.waiting():
             user = by_email.get(lookup.email.lower())
             if user is not None and same_email(user.email, lookup.email):
-                answered |= await self._conclude(lookup, user) is not None
-        if answered:
-            self.wake()
+                result = await self._conclude(lookup, user)
+                if result is not None:
+                    told.append((lookup, result))
+        if not told:
+            return
+        if self._deliver_to is None:
+            self.wake()  # recorded: the worker delivers them once it runs
+            return
+        # Aside, so the export's rows keep streaming in while people are written to.
+        task = asyncio.create_task(self._deliver_all(told, self._deliver_to))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     async def run(self, deliver: Deliver) -> None:
+        self._deliver_to = deliver
         while True:
             self._wake.clear()
             await self._deliver_due(deliver)
@@ -271,9 +284,15 @@ class LookupQueue:
         gate = asyncio.Semaphore(DELIVERIES_AT_ONCE)
 
         async def one(lookup: QueuedLookup, result: LookupResult) -> None:
-            async with gate:
-                await self._deliver(lookup, result, deliver)
+            try:
+                async with gate:
+                    await self._deliver(lookup, result, deliver)
+            finally:
+                self._in_flight.discard(lookup.lookup_id)
 
+        # One writer per answer: an answer delivered aside is not picked up again meanwhile.
+        answers = [(lookup, r) for lookup, r in answers if lookup.lookup_id not in self._in_flight]
+        self._in_flight.update(lookup.lookup_id for lookup, _ in answers)
         await asyncio.gather(*(one(lookup, result) for lookup, result in answers))
 
     async def _deliver(self, lookup: QueuedLookup, result: LookupResult, deliver: Deliver) -> None:
