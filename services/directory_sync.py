@@ -201,8 +201,15 @@ class DirectorySync:
             run = run or await self._begin(SyncKind.FULL)
             if run.windows_done:
                 return False
+            # The last window, after few users: it reaches today as well (re-reading them costs
+            # little), so people who wrote after the run began need no export of their own.
+            through_today = (
+                run.window_first == run.first_day
+                and run.export_id is None
+                and run.rows <= self._policy.window_users
+            )
             log.info("directory sync %s: next window read for lookups waiting", run.kind)
-            await self._window(run, None)
+            await self._window(run, None, through_today=through_today)
             return True
 
     async def _step(self, kind: SyncKind, progress: ProgressCallback | None) -> SyncResult | None:
@@ -246,14 +253,22 @@ class DirectorySync:
         )
         return run
 
-    async def _window(self, run: SyncRun, progress: ProgressCallback | None) -> None:
+    async def _window(
+        self, run: SyncRun, progress: ProgressCallback | None, *, through_today: bool = False
+    ) -> None:
         first, last = _day(run.window_first), _day(run.next_day)
-        count = await self._export_window(run, first, last, run.export_id)
+        covered_at, read_to = None, last
+        if through_today:
+            covered_at = self._clock()  # every registration before the export starts is in it
+            read_to = max(last, datetime.fromtimestamp(covered_at).date())
+        count = await self._export_window(run, first, read_to, run.export_id)
         rows = await self._directory.count_synced_since(run.started_at)
-        log.info("directory sync %s: window %s..%s gave %d users", run.kind, first, last, count)
+        log.info("directory sync %s: window %s..%s gave %d users", run.kind, first, read_to, count)
         older = first - timedelta(days=1)
         next_first = self._next_window_first(first, last, count, _day(run.first_day))
-        await self._directory.step_done(run.id, older.isoformat(), rows, next_first.isoformat())
+        await self._directory.step_done(
+            run.id, older.isoformat(), rows, next_first.isoformat(), covered_at
+        )
         if progress is not None:
             done = (_day(run.last_day) - first).days + 1
             total = (_day(run.last_day) - _day(run.first_day)).days + 1

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from services.coalescing import CoalescedExports, ExportAnswer
 from services.directory import MISS, DirectoryMirror
-from services.email import mask_email, same_email
+from services.email import mask_email
 from services.errors import (
     GetCourseBudgetExhausted,
     GetCourseBusy,
@@ -132,24 +132,25 @@ class LookupQueue:
 
     async def settled(self) -> None:
         """Returns once no queued lookup is due for an export within the gather window: a sync
-        window waits for people (they always go first)."""
-        while True:
+        window waits for people (they always go first). At once when the worker is not running
+        (``python -m bot sync``): nobody would answer them."""
+        while self._deliver_to is not None:
             start_at = await self._next_export_at()
             if start_at is None or start_at > self._clock() + self._gather:
                 return
             self._passed.clear()
-            # Re-checked at least every few seconds: the worker may not be running at all.
+            # Re-checked every few seconds too, should a pass end unnoticed.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._passed.wait(), max(self._gather, 1.0))
 
     async def users_arrived(self, users: list[GetCourseUser]) -> None:
         """Users an export just brought in: whoever waits for one of them is answered now (the
         worker delivers what their handler does not)."""
-        by_email = {user.email.lower(): user for user in users}
+        by_email = {user.email.strip().lower(): user for user in users}
         told: list[tuple[QueuedLookup, LookupResult]] = []
         for lookup in await self._repository.waiting():
-            user = by_email.get(lookup.email.lower())
-            if user is not None and same_email(user.email, lookup.email):
+            user = by_email.get(lookup.email)  # both normalised: trimmed, lower-cased
+            if user is not None:
                 result = await self._conclude(lookup, user)
                 if result is not None:
                     told.append((lookup, result))
@@ -165,6 +166,12 @@ class LookupQueue:
 
     async def run(self, deliver: Deliver) -> None:
         self._deliver_to = deliver
+        try:
+            await self._work(deliver)
+        finally:
+            self._deliver_to = None
+
+    async def _work(self, deliver: Deliver) -> None:
         while True:
             self._wake.clear()
             await self._deliver_due(deliver)

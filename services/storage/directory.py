@@ -19,7 +19,9 @@ _COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at,
 CREATED_COLUMN = "Создан"
 # ``SyncRun.next_day`` of a full run that has read every window and is on a status export.
 STATUS_STEP = "status:"
-_RUN_COLUMNS = "id, kind, started_at, first_day, last_day, next_day, window_first, export_id, rows"
+_RUN_COLUMNS = (
+    "id, kind, started_at, first_day, last_day, next_day, window_first, export_id, rows, covered_at"
+)
 _UPSERT = (
     f"INSERT INTO gc_directory ({_COLUMNS}, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (gc_user_id) DO UPDATE SET email = excluded.email, "
@@ -72,6 +74,9 @@ class SyncRun:
     window_first: str  # the first day of that window
     export_id: int | None
     rows: int
+    # Once the windows are done, every registration before this moment is read: the start of
+    # the run, or of a later window that reached today (read for people waiting).
+    covered_at: float
 
     @property
     def status_step(self) -> str | None:
@@ -199,7 +204,7 @@ class DirectoryRepository:
             f"SELECT {_RUN_COLUMNS} FROM directory_syncs "
             "WHERE outcome = 'done' OR finished_at IS NULL ORDER BY started_at DESC"
         )
-        return max((run.started_at for run in map(_run, rows) if run.windows_done), default=None)
+        return max((run.covered_at for run in map(_run, rows) if run.windows_done), default=None)
 
     async def begin_run(
         self, kind: str, first_day: str, last_day: str, window_first: str, now: float
@@ -207,13 +212,13 @@ class DirectoryRepository:
         async with self._database.transaction() as tx:
             cursor = await tx.execute(
                 "INSERT INTO directory_syncs "
-                "(kind, started_at, first_day, last_day, next_day, window_first) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, now, first_day, last_day, last_day, window_first),
+                "(kind, started_at, first_day, last_day, next_day, window_first, covered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kind, now, first_day, last_day, last_day, window_first, now),
             )
             run_id = cursor.lastrowid
         assert run_id is not None
-        return SyncRun(run_id, kind, now, first_day, last_day, last_day, window_first, None, 0)
+        return SyncRun(run_id, kind, now, first_day, last_day, last_day, window_first, None, 0, now)
 
     async def export_started(self, run_id: int, export_id: int) -> None:
         async with self._database.transaction() as tx:
@@ -222,15 +227,20 @@ class DirectoryRepository:
             )
 
     async def step_done(
-        self, run_id: int, next_day: str, rows: int, window_first: str | None = None
+        self,
+        run_id: int,
+        next_day: str,
+        rows: int,
+        window_first: str | None = None,
+        covered_at: float | None = None,
     ) -> None:
         """A window or a status export is done: the run goes on at ``next_day`` (with the
         window ``window_first..next_day`` when it is on its windows)."""
         async with self._database.transaction() as tx:
             await tx.execute(
                 "UPDATE directory_syncs SET next_day = ?, window_first = ?, export_id = NULL, "
-                "rows = ? WHERE id = ?",
-                (next_day, window_first, rows, run_id),
+                "rows = ?, covered_at = MAX(covered_at, COALESCE(?, 0)) WHERE id = ?",
+                (next_day, window_first, rows, covered_at, run_id),
             )
 
     async def finish_run(self, run_id: int, outcome: str, now: float) -> None:
@@ -259,7 +269,18 @@ class DirectoryRepository:
 
 
 def _run(row: Sequence[object]) -> SyncRun:
-    run_id, kind, started_at, first_day, last_day, next_day, window_first, export_id, rows = row
+    (
+        run_id,
+        kind,
+        started_at,
+        first_day,
+        last_day,
+        next_day,
+        window_first,
+        export_id,
+        rows,
+        covered_at,
+    ) = row
     return SyncRun(
         id=int(str(run_id)),
         kind=str(kind),
@@ -270,6 +291,7 @@ def _run(row: Sequence[object]) -> SyncRun:
         window_first=str(window_first or first_day),
         export_id=None if export_id is None else int(str(export_id)),
         rows=int(str(rows)),
+        covered_at=float(str(covered_at if covered_at is not None else started_at)),
     )
 
 
