@@ -27,7 +27,8 @@ Scenarios:
   random, 5 unknown emails).
 - ``launch``: 500 people over 10 minutes, each registered on GetCourse just before writing, once
   the directory has synced (the sync ran beforehand with the budget lifted and its requests
-  cleared from both ledgers: what is counted is the launch).
+  cleared from both ledgers: what is counted is the launch). This tree runs it a second time
+  with ``GETCOURSE_PACE_FREE_SHARE=0`` (paced from the first request, as the baseline is).
 Printed per scenario and strategy: time to the first complete full sync and the export requests
 spent until then (lookups' included), email → answer p50/p95/max, answers by kind, export
 requests in total and in the busiest 2 hours, and whether the budget was ever exceeded."""
@@ -130,7 +131,9 @@ def busiest_window(times: list[float], window: float) -> int:
     return best
 
 
-async def child(scenario: str, users: int, scale: float, seed: int) -> dict[str, Any]:
+async def child(
+    scenario: str, users: int, scale: float, seed: int, free_share: float | None
+) -> dict[str, Any]:
     from bot.app import App
     from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
     from sandbox.getcourse import GetCourseStandIn
@@ -138,7 +141,6 @@ async def child(scenario: str, users: int, scale: float, seed: int) -> dict[str,
     from sandbox.telegram import TelegramStandIn
     from services import directory_sync, export_budget
     from services.directory_sync import SyncKind
-    from services.lookup_queue import LookupPace
 
     logging.basicConfig(level=logging.CRITICAL)
     # The ledger's 2-hour window and the wait before a paused sync resumes, on scaled time too.
@@ -177,14 +179,23 @@ async def child(scenario: str, users: int, scale: float, seed: int) -> dict[str,
                 getcourse_queue_patience_minutes=30 / scale,
                 getcourse_full_sync_hours=24 / scale,
                 getcourse_incremental_sync_minutes=30 / scale,
+                **({} if free_share is None else {"getcourse_pace_free_share": free_share}),
             )
             if scenario == "launch":  # synced beforehand; the launch is what is measured
                 await presync(settings, getcourse)
             async with App.running(settings) as app:
-                app.services.lookups.pace = LookupPace(
-                    settings.getcourse_export_budget, WINDOW_SECONDS / scale
-                )
+                # The pace's 2-hour window on scaled time (its other settings as configured).
+                app.services.lookups.pace.seconds_per_request /= scale
                 start = time.perf_counter()
+
+                async def first_sync() -> tuple[float, int]:
+                    while True:  # polled: the bot has no event for it, and both trees must run
+                        if await app.services.sync.last_done(SyncKind.FULL):
+                            requests = len([r for r in getcourse.requests if r.counted])
+                            return (time.perf_counter() - start) * scale, requests
+                        await asyncio.sleep(0.05)
+
+                syncing = None if scenario == "launch" else asyncio.create_task(first_sync())
                 polling = asyncio.create_task(app.run_polling(handle_signals=False))
                 watcher = asyncio.create_task(watch_answers(telegram, sent, answers))
                 for n, (at, email, record) in enumerate(plan):
@@ -196,12 +207,13 @@ async def child(scenario: str, users: int, scale: float, seed: int) -> dict[str,
                 # Until everyone is answered and the first full sync is done, within 60 minutes.
                 deadline = start + 3600 / scale
                 while time.perf_counter() < deadline:
-                    if synced_after is None and await app.services.sync.last_done(SyncKind.FULL):
-                        synced_after = (time.perf_counter() - start) * scale
-                        sync_requests = len([r for r in getcourse.requests if r.counted])
-                    if len(answers) == len(plan) and (synced_after or scenario == "launch"):
+                    if len(answers) == len(plan) and (syncing is None or syncing.done()):
                         break
                     await asyncio.sleep(0.05)
+                if syncing is not None and syncing.done():
+                    synced_after, sync_requests = syncing.result()
+                elif syncing is not None:
+                    syncing.cancel()
                 watcher.cancel()
                 await app.dispatcher.stop_polling()
                 await polling
@@ -277,10 +289,14 @@ def baseline_tree(commit: str, folder: Path) -> Path:
     return folder
 
 
-def run_child(code: Path, scenario: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_child(
+    code: Path, scenario: str, args: argparse.Namespace, free_share: float | None = None
+) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(code)}
     command = [sys.executable, __file__, "--child", scenario, "--users", str(args.users)]
     command += ["--scale", str(args.scale), "--seed", str(args.seed)]
+    if free_share is not None:
+        command += ["--free-share", str(free_share)]
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     if Path(result["code"]).resolve() != code.resolve():
@@ -320,11 +336,12 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--trace", action="store_true", help="print this tree's requests")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--free-share", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         import services
 
-        result = asyncio.run(child(args.child, args.users, args.scale, args.seed))
+        result = asyncio.run(child(args.child, args.users, args.scale, args.seed, args.free_share))
         result["code"] = str(Path(services.__file__).resolve().parent.parent)
         print(json.dumps(result))
         return
@@ -339,11 +356,16 @@ def main() -> None:
             current = run_child(REPO, scenario, args)
             now = rows_of(current)
             before = rows_of(run_child(baseline, scenario, args))
+            # A launch also with the pace from the first request, as before (a setting away).
+            paced = rows_of(run_child(REPO, scenario, args, 0.0)) if scenario == "launch" else {}
             print(f"\n{scenario}")
             width = max(len(name) for name in now)
-            print(f"  {'':{width}}  {'baseline ' + args.baseline:32}  this tree")
+            heads = [f"baseline {args.baseline}", "this tree"]
+            heads += ["this tree, GETCOURSE_PACE_FREE_SHARE=0"] if paced else []
+            print(f"  {'':{width}}  " + "  ".join(f"{head:32}" for head in heads))
             for name in now:
-                print(f"  {name:{width}}  {before[name]:32}  {now[name]}")
+                cells = [before[name], now[name]] + ([paced[name]] if paced else [])
+                print(f"  {name:{width}}  " + "  ".join(f"{cell:32}" for cell in cells))
             if args.trace:
                 print("\n".join("    " + line for line in current["trace"]))
 

@@ -188,7 +188,9 @@ async def create_services(settings: Settings) -> Services:
         gather_seconds=settings.getcourse_coalesce_seconds,
         patience_seconds=settings.getcourse_queue_patience_minutes * 60,
         retry_after=settings.getcourse_poll_max_interval,
-        pace=LookupPace(settings.getcourse_export_budget)
+        pace=LookupPace(
+            settings.getcourse_export_budget, free_share=settings.getcourse_pace_free_share
+        )
         if settings.getcourse_pace_lookups
         else None,
         budget=budget,

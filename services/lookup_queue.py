@@ -11,10 +11,11 @@ window too: ``users_arrived``) answer the people waiting for them at once, batch
 
 Lookups go before sync windows: a sync waits (``settled``) while a lookup export is due.
 
-Pacing: while the bot has spent less than half its export budget in the rolling 2 hours, lookups
-are not held back at all. Past that, lookup exports spend the budget no faster than it refills,
-one request ahead; under a launch-day load one export every few minutes answers everyone who
-wrote meanwhile, instead of one export per email draining the school's budget."""
+Pacing: while the bot has spent less than half its export budget in the rolling 2 hours
+(``GETCOURSE_PACE_FREE_SHARE``), lookups are not held back at all. Past that, lookup exports
+spend the budget no faster than it refills, one request ahead; under a launch-day load one
+export every few minutes answers everyone who wrote meanwhile, instead of one export per email
+draining the school's budget."""
 
 from __future__ import annotations
 
@@ -59,15 +60,17 @@ class LookupPace:
     """Lookup exports spend the budget no faster than it refills: each request "costs"
     ``2 h / budget`` seconds, and the next export may start once all but one request of the
     earlier ones are paid off (so after a quiet spell an export starts at once). While less than
-    half the budget is spent in the window (``used``), nothing is held back."""
+    ``free_share`` of the budget is spent in the window (``used``), nothing is held back."""
 
-    def __init__(self, budget: int, window_seconds: float = WINDOW_SECONDS) -> None:
-        self.budget = budget
+    def __init__(
+        self, budget: int, window_seconds: float = WINDOW_SECONDS, free_share: float = 0.5
+    ) -> None:
         self.seconds_per_request = window_seconds / budget
+        self._free_below = budget * free_share
         self._paid_until = 0.0
 
     def ready_at(self, used: int | None = None) -> float:
-        if used is not None and used * 2 < self.budget:
+        if used is not None and used < self._free_below:
             return 0.0
         return self._paid_until - self.seconds_per_request
 
