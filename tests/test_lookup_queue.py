@@ -142,3 +142,6 @@ def test_the_pace_spends_the_budget_no_faster_than_it_refills() -> None:
     assert pace.ready_at() == 10_000.0 + 2 * 120
     assert pace.ready_at(used=29) == 0.0  # less than half the budget spent: not held back
     assert pace.ready_at(used=30) == 10_000.0 + 2 * 120
+    paced_at_once = LookupPace(budget=60, free_share=0.0)  # GETCOURSE_PACE_FREE_SHARE=0
+    paced_at_once.spent(2, at=1000.0)
+    assert paced_at_once.ready_at(used=2) == 1000.0 + 120
