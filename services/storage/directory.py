@@ -200,11 +200,16 @@ class DirectoryRepository:
     async def covered_until(self) -> float | None:
         """Every registration before this moment is in the directory: the start of the latest
         run that read all its windows (each run begins where the coverage before it ended)."""
-        rows = await self._database.fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM directory_syncs "
-            "WHERE outcome = 'done' OR finished_at IS NULL ORDER BY started_at DESC"
+        row = await self._database.fetchone(
+            "SELECT MAX(COALESCE(covered_at, started_at)) FROM directory_syncs "
+            "WHERE outcome = 'done'"
         )
-        return max((run.covered_at for run in map(_run, rows) if run.windows_done), default=None)
+        done = [float(row[0])] if row and row[0] is not None else []
+        open_runs = await self._database.fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM directory_syncs WHERE finished_at IS NULL"
+        )
+        read = [run.covered_at for run in map(_run, open_runs) if run.windows_done]
+        return max(done + read, default=None)
 
     async def begin_run(
         self, kind: str, first_day: str, last_day: str, window_first: str, now: float
