@@ -308,12 +308,16 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def rows_of(result: dict[str, Any]) -> dict[str, str]:
+def rows_of(scenario: str, result: dict[str, Any]) -> dict[str, str]:
     waits = result["waits"]
     synced = result["synced_after"]
     unanswered = result["people"] - len(waits)
+    if scenario == "launch":
+        synced_text = "beforehand (not counted)"
+    else:
+        synced_text = "not within 60 min" if synced is None else f"{synced:.0f} s"
     return {
-        "first full sync done after": "not within the run" if synced is None else f"{synced:.0f} s",
+        "first full sync done after": synced_text,
         "export requests until then": "-"
         if result["sync_requests"] is None
         else str(result["sync_requests"]),
@@ -354,10 +358,12 @@ def main() -> None:
         baseline = baseline_tree(args.baseline, Path(folder))
         for scenario in args.scenarios.split(","):
             current = run_child(REPO, scenario, args)
-            now = rows_of(current)
-            before = rows_of(run_child(baseline, scenario, args))
+            now = rows_of(scenario, current)
+            before = rows_of(scenario, run_child(baseline, scenario, args))
             # A launch also with the pace from the first request, as before (a setting away).
-            paced = rows_of(run_child(REPO, scenario, args, 0.0)) if scenario == "launch" else {}
+            paced = {}
+            if scenario == "launch":
+                paced = rows_of(scenario, run_child(REPO, scenario, args, 0.0))
             print(f"\n{scenario}")
             width = max(len(name) for name in now)
             heads = [f"baseline {args.baseline}", "this tree"]
