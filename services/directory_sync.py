@@ -5,8 +5,9 @@ window, so no single answer is huge and the people most likely to write on a sch
 (its recent registrants) are in the directory after the first export. Registrations are uneven,
 so each window is sized from the one before to hold about ``window_users`` users, at most twice
 as long as it (eight times when it was sparse); once a window holds nobody, every older day is
-read in one export (and so once the density seen says all of them would hold no more than two
-windows' worth): empty years cost one export together, whatever ``since`` says. Each window
+read in one export (and so once a window's oldest days were empty where its density would have
+put people, or the density seen says all older days would hold no more than two windows' worth):
+empty years cost one export together, whatever ``since`` says. Each window
 asks ``created_at[to]`` one day past its last day (GetCourse may treat ``to`` as exclusive; when
 it does not, the day read twice costs nothing, the directory upserts). An incremental sync covers
 the days since the last complete run began. Each run and the window it is on live in
@@ -43,7 +44,7 @@ from services.getcourse import GetCourseClient
 from services.models import BLOCKED_STATUSES, GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.storage.database import Database
-from services.storage.directory import STATUS_STEP, DirectoryRepository, SyncRun
+from services.storage.directory import CREATED_COLUMN, STATUS_STEP, DirectoryRepository, SyncRun
 from services.storage.getcourse_quirks import STATUS_FILTER, QuirkRepository
 from services.storage.links import LinkRepository
 
@@ -58,6 +59,9 @@ REQUESTS_PER_EXPORT = 2
 WINDOW_GROWTH = 2
 SPARSE_GROWTH = 8
 SPARSE_SHARE = 10
+# A window whose oldest days held nobody where its density would have put this many users has
+# reached the school's first registrations: every older day is empty (one export).
+EMPTY_STRETCH_USERS = 10
 # Every older day goes in one export when, at the density seen, they would hold no more than
 # this many windows' worth of users.
 REST_SHARE = 2
@@ -261,11 +265,13 @@ class DirectorySync:
         if through_today:
             covered_at = self._clock()  # every registration before the export starts is in it
             read_to = max(last, datetime.fromtimestamp(covered_at).date())
-        count = await self._export_window(run, first, read_to, run.export_id)
+        count, earliest = await self._export_window(run, first, read_to, run.export_id)
         rows = await self._directory.count_synced_since(run.started_at)
         log.info("directory sync %s: window %s..%s gave %d users", run.kind, first, read_to, count)
         older = first - timedelta(days=1)
-        next_first = self._next_window_first(first, last, count, _day(run.first_day))
+        next_first = next_window_first(
+            self._policy, first, last, count, _day(run.first_day), earliest
+        )
         await self._directory.step_done(
             run.id, older.isoformat(), rows, next_first.isoformat(), covered_at
         )
@@ -273,23 +279,6 @@ class DirectorySync:
             done = (_day(run.last_day) - first).days + 1
             total = (_day(run.last_day) - _day(run.first_day)).days + 1
             await progress(SyncProgress(SyncKind(run.kind), done, total, rows, first.isoformat()))
-
-    def _next_window_first(self, first: date, last: date, users: int, run_first: date) -> date:
-        """The first day of the next (older) window, which ends the day before ``first``: sized
-        to hold about ``window_users`` users at the density the last one showed."""
-        end = first - timedelta(days=1)
-        target = self._policy.window_users
-        days = (last - first).days + 1
-        if target <= 0:
-            size = self._policy.window_days
-        elif users == 0:
-            return run_first  # nobody registered then: every older day in one export
-        elif users * ((end - run_first).days + 1) <= REST_SHARE * target * days:
-            return run_first  # at this density every older day fits in about one window
-        else:
-            growth = SPARSE_GROWTH if users * SPARSE_SHARE < target else WINDOW_GROWTH
-            size = max(1, min(days * growth, days * target // users))
-        return max(run_first, end - timedelta(days=size - 1))
 
     async def _status(
         self, run: SyncRun, status: str, progress: ProgressCallback | None
@@ -326,9 +315,16 @@ class DirectorySync:
 
     async def _export_window(
         self, run: SyncRun, first: date, last: date, export_id: int | None
-    ) -> int:
+    ) -> tuple[int, date | None]:
+        """The users the window held, and the earliest registration day among them (when the
+        export names it)."""
+        earliest: date | None = None
+
         async def store(users: list[GetCourseUser]) -> None:
+            nonlocal earliest
             await self._directory.upsert(users, self._clock())
+            for day in filter(None, map(_registered, users)):
+                earliest = day if earliest is None else min(earliest, day)
             if self._users_arrived is not None:
                 await self._users_arrived(users)
 
@@ -337,7 +333,7 @@ class DirectorySync:
             "created_at[from]": first.isoformat(),
             "created_at[to]": (last + timedelta(days=1)).isoformat(),
         }
-        return await self._export(run, filters, export_id, store)
+        return await self._export(run, filters, export_id, store), earliest
 
     async def _export_status(self, run: SyncRun, status: str, export_id: int | None) -> int:
         """The users GetCourse holds with ``status`` get it in the directory; those stored with
@@ -487,6 +483,44 @@ class SyncScheduler:
             due[kind] = self._clock() + every
             if kind is SyncKind.FULL and SyncKind.INCREMENTAL in due:
                 due[SyncKind.INCREMENTAL] = self._clock() + self._every[SyncKind.INCREMENTAL]
+
+
+def next_window_first(
+    policy: SyncPolicy,
+    first: date,
+    last: date,
+    users: int,
+    run_first: date,
+    earliest: date | None = None,
+) -> date:
+    """The first day of the window after ``first..last`` (older, ending the day before
+    ``first``), which held ``users`` registered from ``earliest`` on: sized to hold about
+    ``window_users`` users at that density."""
+    end = first - timedelta(days=1)
+    target = policy.window_users
+    days = (last - first).days + 1
+    if target <= 0:
+        size = policy.window_days
+    elif users == 0:
+        return run_first  # nobody registered then: every older day in one export
+    elif earliest is not None and users * (earliest - first).days >= EMPTY_STRETCH_USERS * days:
+        # Its oldest days held nobody where this density would have put many: the school's
+        # first registrations are in it, and every older day (empty) goes in one export.
+        return run_first
+    elif users * ((end - run_first).days + 1) <= REST_SHARE * target * days:
+        return run_first  # at this density every older day fits in about one window
+    else:
+        growth = SPARSE_GROWTH if users * SPARSE_SHARE < target else WINDOW_GROWTH
+        size = max(1, min(days * growth, days * target // users))
+    return max(run_first, end - timedelta(days=size - 1))
+
+
+def _registered(user: GetCourseUser) -> date | None:
+    """The registration day of an exported user (GetCourse's "Создан" column), if given."""
+    try:
+        return date.fromisoformat(user.custom_fields.get(CREATED_COLUMN, "")[:10])
+    except ValueError:
+        return None
 
 
 def _day(text: str) -> date:

@@ -17,7 +17,13 @@ from bot.settings import Settings
 from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
-from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
+from services.directory_sync import (
+    DirectorySync,
+    SyncKind,
+    SyncPolicy,
+    SyncResult,
+    next_window_first,
+)
 from services.errors import GetCourseBadResponse, GetCourseUnavailable
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
@@ -666,3 +672,42 @@ async def test_sync_command_prints_each_step_and_says_how_it_ended(
         f"OK    full sync: {SEED_USERS} users, 0 removed, 0 links to users gone from GetCourse, "
         "0 links to users newly banned or deactivated",
     ]
+
+
+def window_plan(per_day: list[int], policy: SyncPolicy) -> list[int]:
+    """How many users each window of a newest-first run holds, ``per_day[0]`` being today."""
+    today = date.today()
+    run_first = today - timedelta(days=len(per_day) - 1)
+    first = max(run_first, today - timedelta(days=policy.window_days - 1))
+    last, sizes = today, []
+    while last >= run_first:
+        held = [
+            (today - timedelta(days=ago), count)
+            for ago, count in enumerate(per_day)
+            if first <= today - timedelta(days=ago) <= last and count
+        ]
+        users = sum(count for _, count in held)
+        earliest = min((day for day, _ in held), default=None)
+        sizes.append(users)
+        first, last = (
+            next_window_first(policy, first, last, users, run_first, earliest),
+            first - timedelta(days=1),
+        )
+    return sizes
+
+
+def test_window_plans_of_a_small_young_school_and_a_large_old_one() -> None:
+    defaults = SyncPolicy()
+    since_2012 = (date.today() - defaults.since).days + 1
+    # 10,000 users over the last two years, nobody before: the newest 90 days, then the rest.
+    young = [10_000 // 730 if day < 730 else 0 for day in range(since_2012)]
+    assert len(window_plan(young, defaults)) == 2
+    # A million over eight years: windows of about 50,000 (never twice that), and the empty
+    # years before in one export.
+    old = [1_000_000 // 2920 if day < 2920 else 0 for day in range(since_2012)]
+    sizes = window_plan(old, defaults)
+    assert 18 <= len(sizes) <= 24
+    assert max(sizes) <= 2 * defaults.window_users
+    assert sum(sizes) == sum(old)
+    assert sizes[-1] == 0
+    assert sizes[-2] > 0
