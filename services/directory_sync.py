@@ -227,7 +227,8 @@ class DirectorySync:
                 await self._directory.step_done(run.id, STATUS_STEP + BLOCKED_STATUSES[0], run.rows)
                 return None
             return await self._finish(run, 0)
-        if run.export_id is None and not await self._budget_allows_export():
+        refused = run.status_step is not None and await self._refused(run.status_step)
+        if run.export_id is None and not refused and not await self._budget_allows_export():
             log.warning(
                 "directory sync %s paused at %s: export budget kept for lookups",
                 kind,
@@ -288,7 +289,7 @@ class DirectorySync:
         else:
             position, status = 0, BLOCKED_STATUSES[0]  # saved by a version asking another
         blocked = 0
-        if await self._quirks.get(STATUS_FILTER + status) is None:
+        if not await self._refused(status):
             if progress is not None:
                 total = (_day(run.last_day) - _day(run.first_day)).days + 1
                 await progress(
@@ -306,6 +307,10 @@ class DirectorySync:
             self._blocked[run.id] = self._blocked.get(run.id, 0) + blocked
             return None
         return await self._finish(run, self._blocked.pop(run.id, 0) + blocked)
+
+    async def _refused(self, status: str) -> bool:
+        """GetCourse was seen to refuse this status (914): its step asks nothing."""
+        return await self._quirks.get(STATUS_FILTER + status) is not None
 
     async def _budget_allows_export(self) -> bool:
         if await self._budget.paused_until() is not None:
