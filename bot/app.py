@@ -60,6 +60,7 @@ from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
 from services.storage.directory import DirectoryRepository
+from services.storage.getcourse_quirks import QuirkRepository
 from services.storage.instance_lock import InstanceLock
 from services.storage.operator_menus import OperatorMenu, OperatorMenuRepository
 from services.storage.queued_lookups import QueuedLookupRepository
@@ -139,6 +140,7 @@ async def create_services(settings: Settings) -> Services:
         ),
         calls=calls,
         notifier=notifier,
+        quirks=QuirkRepository(database),
     )
     repository = DirectoryRepository(database)
     tech = None
@@ -236,16 +238,20 @@ async def create_services(settings: Settings) -> Services:
     lookups = LookupQueue(
         QueuedLookupRepository(database),
         directory,
-        CoalescedExports(getcourse, repository),
+        CoalescedExports(getcourse, repository, sync),
         getcourse,
         links,
         gather_seconds=settings.getcourse_coalesce_seconds,
         patience_seconds=settings.getcourse_queue_patience_minutes * 60,
         retry_after=settings.getcourse_poll_max_interval,
-        pace=LookupPace(settings.getcourse_export_budget)
+        pace=LookupPace(
+            settings.getcourse_export_budget, free_share=settings.getcourse_pace_free_share
+        )
         if settings.getcourse_pace_lookups
         else None,
+        budget=budget,
     )
+    sync.serve_lookups(lookups.users_arrived, lookups.settled)
     operators = OperatorConsole(
         database,
         directory,

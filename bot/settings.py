@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     getcourse_coalesce_seconds: float = Field(default=15.0, ge=0)
     getcourse_queued_notice_seconds: float = Field(default=20.0, ge=0)
     getcourse_pace_lookups: bool = True
+    getcourse_pace_free_share: float = Field(default=0.5, ge=0, le=1)
     getcourse_queue_patience_minutes: float = Field(default=30.0, gt=0)
     getcourse_sync_window_days: int = Field(default=90, ge=1)
     getcourse_sync_window_users: int = Field(default=50_000, ge=0)

@@ -50,7 +50,7 @@ async def _print_progress(progress: SyncProgress) -> None:
         print(f"      {progress.status} users: asking GetCourse", flush=True)
         return
     print(
-        f"      registrations to {progress.day} read "
+        f"      registrations since {progress.day} read "
         f"({progress.days_done}/{progress.days_total} days): {progress.rows} users so far",
         flush=True,
     )

@@ -480,7 +480,7 @@ def _unfinished_run(texts: Texts, run: SyncRun) -> str:
     return texts.render(
         "health_sync_unfinished",
         kind=kind,
-        day=run.next_day,
+        day=run.next_day,  # newest-first: every later day is read
         first_day=run.first_day,
         last_day=run.last_day,
         rows=run.rows,

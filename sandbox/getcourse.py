@@ -16,6 +16,12 @@ Tech API (only with ``tech_token`` set, ``"<developerKey>_<schoolKey>"``): Beare
 (the Tech API not enabled for the school). It costs no export budget. Slow or failing answers
 come from ``faults`` like every other endpoint.
 
+Where the public record is thin (reference §9) the stand-in answers either way, switched by
+attributes: ``email_filter_ignored`` (the ``email`` filter is taken but ignored: everyone comes
+back), ``email_filter_unknown`` (``email`` is an unknown parameter: alone it leaves no filter,
+908; with dates it is ignored), ``documented_statuses_only`` (``status`` other than ``active``
+and ``in_base`` answers 914) and ``created_to_exclusive`` (``created_at[to]`` excludes its day).
+
 ``export_latency``: seconds an export takes to build (polls before then answer 909), for the
 benchmarks; 0 (the default) leaves readiness to ``not_ready_polls``.
 
@@ -80,6 +86,9 @@ Payload = dict[str, Any]
 
 # The order GetCourse itself lists them in its 914 message.
 USER_STATUSES: tuple[str, ...] = ("active", "deactivated", "banned", "invited", "in_base")
+
+# The only ones GetCourse's help page documents as a users-export filter.
+DOCUMENTED_STATUSES: tuple[str, ...] = ("active", "in_base")
 
 DEFAULT_SEED_PATH = Path(__file__).parent / "data" / "getcourse_users.json"
 
@@ -287,6 +296,9 @@ class GetCourseStandIn(LoopbackServer):
         self.export_latency = export_latency
         self.empty_result_style: EmptyResultStyle = "items"
         self.email_filter_ignored = False
+        self.email_filter_unknown = False
+        self.documented_statuses_only = False
+        self.created_to_exclusive = False
         self.wrong_subdomain = False
         self.unknown_field_answer: UnknownFieldAnswer = "drop"
         self.import_enabled = True
@@ -447,13 +459,15 @@ class GetCourseStandIn(LoopbackServer):
 
         has_filter = False
         emails: set[str] | None = None
-        raw_emails = params.get("email", "").strip()
+        raw_emails = "" if self.email_filter_unknown else params.get("email", "").strip()
         if raw_emails:
             has_filter = True
             emails = {e.strip().lower() for e in raw_emails.split(",") if e.strip()}
         status = params.get("status", "").strip()
         if status:
-            if status not in USER_STATUSES:
+            if status not in USER_STATUSES or (
+                self.documented_statuses_only and status not in DOCUMENTED_STATUSES
+            ):
                 return _error(914)
             has_filter = True
         # An unreadable date is ignored rather than refused: nothing shows GetCourse rejects it.
@@ -471,7 +485,7 @@ class GetCourseStandIn(LoopbackServer):
             if (emails is None or user.email.strip().lower() in emails)
             and (not status or user.status == status)
             and (created_from is None or user.created.date() >= created_from)
-            and (created_to is None or user.created.date() <= created_to)
+            and (created_to is None or self._before_to(user.created.date(), created_to))
         ]
         export = _Export(
             id=next(self._export_ids),
@@ -486,6 +500,9 @@ class GetCourseStandIn(LoopbackServer):
             "error": False,
             "error_message": "",
         }
+
+    def _before_to(self, day: date, created_to: date) -> bool:
+        return day < created_to if self.created_to_exclusive else day <= created_to
 
     @staticmethod
     def _date_param(params: dict[str, str], name: str) -> date | None:

@@ -1,17 +1,25 @@
 """Filling the local GetCourse directory from users exports.
 
-A full sync walks ``created_at`` windows from ``since`` to today, one export per window, so no
-single answer is huge. Registrations are uneven (quiet years, launch weeks), so each window is
-sized from the one before to hold about ``window_users`` users, at most twice as long as it and
-at most a year: a school's empty early years take one export a year, not one a season, and its
-busy months are split finely. An incremental sync starts at the latest registration day already
-in the directory. Each run and the window it is on live in ``directory_syncs`` with the export ID
-of the window in progress, so a run killed mid-way resumes there and collects the export it
-already paid for. Every request goes through the shared export budget, and a run stops early (to
-resume later) rather than eat the reserve kept for people waiting on a live lookup.
+A sync walks ``created_at`` windows NEWEST-FIRST, from today back to ``since``, one export per
+window, so no single answer is huge and the people most likely to write on a school's first day
+(its recent registrants) are in the directory after the first export. Registrations are uneven,
+so each window is sized from the one before to hold about ``window_users`` users, at most twice
+as long as it (eight times when it was sparse); once a window holds nobody, every older day is
+read in one export (and so once a window's oldest days were empty where its density would have
+put people, or the density seen says all older days would hold no more than two windows' worth):
+empty years cost one export together, whatever ``since`` says. Each window
+asks ``created_at[to]`` one day past its last day (GetCourse may treat ``to`` as exclusive; when
+it does not, the day read twice costs nothing, the directory upserts). An incremental sync covers
+the days since the last complete run began. Each run and the window it is on live in
+``directory_syncs`` with the export ID of the window in progress, so a run killed mid-way resumes
+there and collects the export it already paid for. Every request goes through the shared export
+budget, and a run stops early (to resume later) rather than eat the reserve kept for people
+waiting on a live lookup. The run goes a window at a time: people waiting go first (the lookup
+queue), and before the first run is complete their lookups drive its windows (``advance``).
 
 Once a full run has seen every window, it asks for the users of each ``BLOCKED_STATUSES`` with a
-``status=`` export (a users export has no status column): those users get that status, and users
+``status=`` export (a users export has no status column; a status GetCourse refuses with 914 is
+skipped, and remembered): those users get that status, and users
 stored with it whom the answer no longer holds go back to NULL ("not known to be blocked": the
 answer proves only that they are not banned, not which other status they have). Each status
 export is a step of the run like a window: same budget check, its export ID saved, resumed.
@@ -30,13 +38,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from services.errors import GetCourseApiError, GetCourseError
+from services.errors import GetCourseApiError, GetCourseError, GetCourseFilterRefused
 from services.export_budget import ExportBudget
 from services.getcourse import GetCourseClient
 from services.models import BLOCKED_STATUSES, GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.storage.database import Database
-from services.storage.directory import STATUS_STEP, DirectoryRepository, SyncRun
+from services.storage.directory import CREATED_COLUMN, STATUS_STEP, DirectoryRepository, SyncRun
+from services.storage.getcourse_quirks import STATUS_FILTER, QuirkRepository
 from services.storage.links import LinkRepository
 
 log = logging.getLogger(__name__)
@@ -44,10 +53,18 @@ log = logging.getLogger(__name__)
 # An export (a window or a status) costs a start and at least one poll; a run starts one only
 # with this much room left above the reserve.
 REQUESTS_PER_EXPORT = 2
-# How much longer than the last one a window may be, and the longest one (unless the first is
-# longer): a quiet stretch followed by a busy one must not end in one huge export.
+# How much longer than the last one a window may be: a quiet stretch followed by a busy one
+# must not end in one huge export. A window with fewer than 1/SPARSE_SHARE of ``window_users``
+# users says the older days are thin: the next may grow by SPARSE_GROWTH.
 WINDOW_GROWTH = 2
-LONGEST_WINDOW_DAYS = 366
+SPARSE_GROWTH = 8
+SPARSE_SHARE = 10
+# A window whose oldest days held nobody where its density would have put this many users has
+# reached the school's first registrations: every older day is empty (one export).
+EMPTY_STRETCH_USERS = 10
+# Every older day goes in one export when, at the density seen, they would hold no more than
+# this many windows' worth of users.
+REST_SHARE = 2
 # Seconds before a scheduled run that stopped early (budget, GetCourse failure) is tried again.
 RESUME_AFTER = 15 * 60.0
 
@@ -71,7 +88,7 @@ class SyncProgress:
     days_done: int  # registration days read so far
     days_total: int
     rows: int
-    day: str  # the last registration day read
+    day: str  # the earliest registration day read (newest-first: every later day is read)
     status: str | None = None  # the status export starting, once the windows are done
 
 
@@ -86,6 +103,8 @@ class SyncResult:
 
 
 ProgressCallback = Callable[[SyncProgress], Awaitable[None]]
+# Users a window just brought in: people waiting for them are answered at once.
+UsersArrived = Callable[[list[GetCourseUser]], Awaitable[None]]
 
 
 class DirectorySync:
@@ -101,17 +120,30 @@ class DirectorySync:
         self._database = database
         self._directory = DirectoryRepository(database)
         self._links = LinkRepository(database)
+        self._quirks = QuirkRepository(database)
         self._getcourse = getcourse
         self._budget = budget
         self._policy = policy
         self._notifier = notifier or NullNotifier()
         self._clock = clock
-        self._lock = asyncio.Lock()  # one run at a time: scheduled, command line or operator
+        self._running = asyncio.Lock()  # one run at a time: scheduled, command line or operator
+        self._step_lock = asyncio.Lock()  # one step at a time: a run's, or one people drive
         self._background: set[asyncio.Task[None]] = set()
+        self._blocked: dict[int, int] = {}  # run ID -> links flagged by its status steps so far
+        self._users_arrived: UsersArrived | None = None
+        self._lookups_first: Callable[[], Awaitable[None]] | None = None
+
+    def serve_lookups(
+        self, users_arrived: UsersArrived, lookups_first: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Wire the lookup queue in: told of every user a window brings, and waited for before
+        each window (people waiting go first)."""
+        self._users_arrived = users_arrived
+        self._lookups_first = lookups_first
 
     @property
     def running(self) -> bool:
-        return self._lock.locked() or bool(self._background)
+        return self._running.locked() or bool(self._background)
 
     def start(
         self,
@@ -146,95 +178,139 @@ class DirectorySync:
     async def last_done(self, kind: SyncKind) -> float | None:
         return await self._directory.last_finished(kind)
 
+    async def covered_until(self) -> float | None:
+        """Every registration before this moment is in the directory (``None``: no run has
+        read all its windows yet)."""
+        return await self._directory.covered_until()
+
     async def run(self, kind: SyncKind, progress: ProgressCallback | None = None) -> SyncResult:
         """Raises ``GetCourseError`` when a window could not be exported; the run stays open
         and the next one resumes at that window. Waits for a run already going."""
-        async with self._lock:
-            return await self._run(kind, progress)
+        async with self._running:
+            while True:
+                if self._lookups_first is not None:
+                    await self._lookups_first()
+                async with self._step_lock:
+                    result = await self._step(kind, progress)
+                if result is not None:
+                    return result
 
-    async def _run(self, kind: SyncKind, progress: ProgressCallback | None) -> SyncResult:
+    async def advance(self) -> bool:
+        """Read the next window of the first sync for people waiting on it (before any run is
+        complete, only the directory's coverage can tell "not found"): no reserve is kept, the
+        budget is theirs. ``False`` when every window is read already."""
+        async with self._step_lock:
+            run = await self._directory.open_run(SyncKind.FULL)
+            run = run or await self._directory.open_run(SyncKind.INCREMENTAL)
+            run = run or await self._begin(SyncKind.FULL)
+            if run.windows_done:
+                return False
+            # The last window, after few users: it reaches today as well (re-reading them costs
+            # little), so people who wrote after the run began need no export of their own.
+            through_today = (
+                run.window_first == run.first_day
+                and run.export_id is None
+                and run.rows <= self._policy.window_users
+            )
+            log.info("directory sync %s: next window read for lookups waiting", run.kind)
+            await self._window(run, None, through_today=through_today)
+            return True
+
+    async def _step(self, kind: SyncKind, progress: ProgressCallback | None) -> SyncResult | None:
+        """One window or status export of the open run (begun if none); the result once the
+        run is done or paused, ``None`` while it goes on."""
         run = await self._directory.open_run(kind)
         if run is None:
             run = await self._begin(kind)
-        else:
-            log.info("directory sync %s resumed at %s (run %s)", kind, run.next_day, run.id)
-        rows = run.rows
-        export_id = run.export_id
-        statuses = _statuses_from(run.next_day)
-        first, last = _day(run.first_day), _day(run.last_day)
-        total = (last - first).days + 1
-        if statuses is None:
-            day = _day(run.next_day)
-            days = self._policy.window_days
-            while day <= last:
-                if export_id is None and not await self._budget_allows_export():
-                    log.warning(
-                        "directory sync %s paused at %s: export budget kept for lookups", kind, day
-                    )
-                    return SyncResult(kind, complete=False, rows=rows)
-                window_end = day + timedelta(days=min(days, (last - day).days + 1) - 1)
-                count = await self._export_window(run, day, window_end, export_id)
-                log.info(
-                    "directory sync %s: window %s..%s gave %d users", kind, day, window_end, count
-                )
-                rows += count
-                days = self._next_window_days((window_end - day).days + 1, count)
-                day = window_end + timedelta(days=1)
-                export_id = None
-                await self._directory.step_done(run.id, day.isoformat(), count)
-                if progress is not None:
-                    done = (window_end - first).days + 1
-                    await progress(SyncProgress(kind, done, total, rows, window_end.isoformat()))
-            statuses = BLOCKED_STATUSES
-        blocked = 0
-        if kind is SyncKind.FULL:
-            for position, status in enumerate(statuses):
-                if export_id is None and not await self._budget_allows_export():
-                    log.warning(
-                        "directory sync %s paused before the %s users: export budget kept for "
-                        "lookups",
-                        kind,
-                        status,
-                    )
-                    return SyncResult(kind, complete=False, rows=rows, blocked_links=blocked)
-                if progress is not None:
-                    await progress(SyncProgress(kind, total, total, rows, run.last_day, status))
-                blocked += await self._export_status(run, status, export_id)
-                export_id = None
-                if position + 1 < len(statuses):
-                    await self._directory.step_done(run.id, STATUS_STEP + statuses[position + 1], 0)
-        result = await self._finish(run, rows, blocked)
-        log.info(
-            "directory sync %s done: %d users, %d removed, %d links flagged, %d links blocked",
-            kind,
-            rows,
-            result.removed,
-            result.orphaned_links,
-            result.blocked_links,
-        )
-        return result
+        if run.windows_done and (kind is SyncKind.INCREMENTAL or run.status_step is None):
+            if kind is SyncKind.FULL:
+                await self._directory.step_done(run.id, STATUS_STEP + BLOCKED_STATUSES[0], run.rows)
+                return None
+            return await self._finish(run, 0)
+        refused = run.status_step is not None and await self._refused(run.status_step)
+        if run.export_id is None and not refused and not await self._budget_allows_export():
+            log.warning(
+                "directory sync %s paused at %s: export budget kept for lookups",
+                kind,
+                run.status_step or run.next_day,
+            )
+            rows = await self._directory.count_synced_since(run.started_at)
+            return SyncResult(kind, complete=False, rows=rows)
+        if run.status_step is None:
+            await self._window(run, progress)
+            return None
+        return await self._status(run, run.status_step, progress)
 
     async def _begin(self, kind: SyncKind) -> SyncRun:
         today = datetime.fromtimestamp(self._clock()).date()
         first = self._policy.since
         if kind is SyncKind.INCREMENTAL:
-            last_day = await self._directory.last_synced_day()
-            if last_day is not None:
-                # Inclusive: users who registered later on that day were not in the last export.
-                first = max(first, _day(last_day))
-        return await self._directory.begin_run(
-            kind, first.isoformat(), today.isoformat(), self._clock()
+            covered = await self._directory.covered_until()
+            if covered is not None:
+                # Inclusive: users who registered later on that day were not read then.
+                first = max(first, datetime.fromtimestamp(covered).date())
+        window_first = max(first, today - timedelta(days=self._policy.window_days - 1))
+        run = await self._directory.begin_run(
+            kind, first.isoformat(), today.isoformat(), window_first.isoformat(), self._clock()
         )
+        log.info(
+            "directory sync %s begun: %s..%s, newest first (run %s)", kind, first, today, run.id
+        )
+        return run
 
-    def _next_window_days(self, days: int, users: int) -> int:
-        """Days that hold about ``window_users`` users at the density the last window showed."""
-        target = self._policy.window_users
-        if target <= 0:
-            return self._policy.window_days
-        longest = min(days * WINDOW_GROWTH, max(self._policy.window_days, LONGEST_WINDOW_DAYS))
-        if users == 0:
-            return longest
-        return max(1, min(longest, days * target // users))
+    async def _window(
+        self, run: SyncRun, progress: ProgressCallback | None, *, through_today: bool = False
+    ) -> None:
+        first, last = _day(run.window_first), _day(run.next_day)
+        covered_at, read_to = None, last
+        if through_today:
+            covered_at = self._clock()  # every registration before the export starts is in it
+            read_to = max(last, datetime.fromtimestamp(covered_at).date())
+        count, earliest = await self._export_window(run, first, read_to, run.export_id)
+        rows = await self._directory.count_synced_since(run.started_at)
+        log.info("directory sync %s: window %s..%s gave %d users", run.kind, first, read_to, count)
+        older = first - timedelta(days=1)
+        next_first = next_window_first(
+            self._policy, first, last, count, _day(run.first_day), earliest
+        )
+        await self._directory.step_done(
+            run.id, older.isoformat(), rows, next_first.isoformat(), covered_at
+        )
+        if progress is not None:
+            done = (_day(run.last_day) - first).days + 1
+            total = (_day(run.last_day) - _day(run.first_day)).days + 1
+            await progress(SyncProgress(SyncKind(run.kind), done, total, rows, first.isoformat()))
+
+    async def _status(
+        self, run: SyncRun, status: str, progress: ProgressCallback | None
+    ) -> SyncResult | None:
+        if status in BLOCKED_STATUSES:
+            position = BLOCKED_STATUSES.index(status)
+        else:
+            position, status = 0, BLOCKED_STATUSES[0]  # saved by a version asking another
+        blocked = 0
+        if not await self._refused(status):
+            if progress is not None:
+                total = (_day(run.last_day) - _day(run.first_day)).days + 1
+                await progress(
+                    SyncProgress(SyncKind(run.kind), total, total, run.rows, run.first_day, status)
+                )
+            try:
+                blocked = await self._export_status(run, status, run.export_id)
+            except GetCourseFilterRefused:
+                log.warning("getcourse refuses status=%s (914): that step is skipped", status)
+                await self._quirks.learned(STATUS_FILTER + status, "refused", self._clock())
+        if position + 1 < len(BLOCKED_STATUSES):
+            await self._directory.step_done(
+                run.id, STATUS_STEP + BLOCKED_STATUSES[position + 1], run.rows
+            )
+            self._blocked[run.id] = self._blocked.get(run.id, 0) + blocked
+            return None
+        return await self._finish(run, self._blocked.pop(run.id, 0) + blocked)
+
+    async def _refused(self, status: str) -> bool:
+        """GetCourse was seen to refuse this status (914): its step asks nothing."""
+        return await self._quirks.get(STATUS_FILTER + status) is not None
 
     async def _budget_allows_export(self) -> bool:
         if await self._budget.paused_until() is not None:
@@ -244,12 +320,25 @@ class DirectorySync:
 
     async def _export_window(
         self, run: SyncRun, first: date, last: date, export_id: int | None
-    ) -> int:
-        async def store(users: list[GetCourseUser]) -> None:
-            await self._directory.upsert(users, self._clock())
+    ) -> tuple[int, date | None]:
+        """The users the window held, and the earliest registration day among them (when the
+        export names it)."""
+        earliest: date | None = None
 
-        filters = {"created_at[from]": first.isoformat(), "created_at[to]": last.isoformat()}
-        return await self._export(run, filters, export_id, store)
+        async def store(users: list[GetCourseUser]) -> None:
+            nonlocal earliest
+            await self._directory.upsert(users, self._clock())
+            for day in filter(None, map(_registered, users)):
+                earliest = day if earliest is None else min(earliest, day)
+            if self._users_arrived is not None:
+                await self._users_arrived(users)
+
+        # "to" one day past the window: read either way GetCourse takes it (inclusive or not).
+        filters = {
+            "created_at[from]": first.isoformat(),
+            "created_at[to]": (last + timedelta(days=1)).isoformat(),
+        }
+        return await self._export(run, filters, export_id, store), earliest
 
     async def _export_status(self, run: SyncRun, status: str, export_id: int | None) -> int:
         """The users GetCourse holds with ``status`` get it in the directory; those stored with
@@ -291,15 +380,25 @@ class DirectorySync:
                 filters, resume_export_id=None, on_started=started, sink=sink
             )
 
-    async def _finish(self, run: SyncRun, rows: int, blocked: int) -> SyncResult:
+    async def _finish(self, run: SyncRun, blocked: int) -> SyncResult:
         kind = SyncKind(run.kind)
         removed: list[GetCourseUser] = []
         orphaned = 0
         if kind is SyncKind.FULL:
             removed = await self._directory.remove_unseen_since(run.started_at)
             orphaned = await self._flag_orphaned_links()
+        rows = await self._directory.count_synced_since(run.started_at)
         await self._directory.finish_run(run.id, "done", self._clock())
-        return SyncResult(kind, True, rows, len(removed), orphaned, blocked)
+        result = SyncResult(kind, True, rows, len(removed), orphaned, blocked)
+        log.info(
+            "directory sync %s done: %d users, %d removed, %d links flagged, %d links blocked",
+            kind,
+            rows,
+            result.removed,
+            result.orphaned_links,
+            result.blocked_links,
+        )
+        return result
 
     async def _flag_blocked_links(self, gc_user_ids: list[str], status: str) -> int:
         """Links whose GetCourse user just got ``status``: told once, kept."""
@@ -391,15 +490,43 @@ class SyncScheduler:
                 due[SyncKind.INCREMENTAL] = self._clock() + self._every[SyncKind.INCREMENTAL]
 
 
+def next_window_first(
+    policy: SyncPolicy,
+    first: date,
+    last: date,
+    users: int,
+    run_first: date,
+    earliest: date | None = None,
+) -> date:
+    """The first day of the window after ``first..last`` (older, ending the day before
+    ``first``), which held ``users`` registered from ``earliest`` on: sized to hold about
+    ``window_users`` users at that density."""
+    end = first - timedelta(days=1)
+    target = policy.window_users
+    days = (last - first).days + 1
+    if target <= 0:
+        size = policy.window_days
+    elif users == 0:
+        return run_first  # nobody registered then: every older day in one export
+    elif earliest is not None and users * (earliest - first).days >= EMPTY_STRETCH_USERS * days:
+        # Its oldest days held nobody where this density would have put many: the school's
+        # first registrations are in it, and every older day (empty) goes in one export.
+        return run_first
+    elif users * ((end - run_first).days + 1) <= REST_SHARE * target * days:
+        return run_first  # at this density every older day fits in about one window
+    else:
+        growth = SPARSE_GROWTH if users * SPARSE_SHARE < target else WINDOW_GROWTH
+        size = max(1, min(days * growth, days * target // users))
+    return max(run_first, end - timedelta(days=size - 1))
+
+
+def _registered(user: GetCourseUser) -> date | None:
+    """The registration day of an exported user (GetCourse's "Создан" column), if given."""
+    try:
+        return date.fromisoformat(user.custom_fields.get(CREATED_COLUMN, "")[:10])
+    except ValueError:
+        return None
+
+
 def _day(text: str) -> date:
     return date.fromisoformat(text)
-
-
-def _statuses_from(next_day: str) -> tuple[str, ...] | None:
-    """The status exports a run still has to do, ``None`` while it is on its windows."""
-    if not next_day.startswith(STATUS_STEP):
-        return None
-    status = next_day.removeprefix(STATUS_STEP)
-    if status not in BLOCKED_STATUSES:
-        return BLOCKED_STATUSES  # saved by a version that asked about others: the whole pass
-    return BLOCKED_STATUSES[BLOCKED_STATUSES.index(status) :]

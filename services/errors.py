@@ -63,6 +63,17 @@ class GetCourseApiError(GetCourseError):
     """An error envelope with a code we do not know."""
 
 
+class GetCourseFilterRefused(GetCourseApiError):
+    """GetCourse does not take an export filter we sent: 908 for an ``email`` filter it does not
+    know (alone it leaves no filter), 914 for a status it does not document. Not a broken setup:
+    the caller answers another way (a window export) or skips the step."""
+
+    def __init__(self, message: str, code: int, filters: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.filters = filters
+
+
 class GetCourseConfigError(GetCourseError):
     """The school's setup is wrong (key, domain, plan): retrying will not help until it is fixed."""
 

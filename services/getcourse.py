@@ -30,6 +30,7 @@ from services.errors import (
     GetCourseConfigError,
     GetCourseError,
     GetCourseExportTimeout,
+    GetCourseFilterRefused,
     GetCourseRateLimited,
     GetCourseUnavailable,
 )
@@ -38,6 +39,7 @@ from services.health import GETCOURSE, CallTracker
 from services.models import GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.redaction import error_text
+from services.storage.getcourse_quirks import EMAIL_FILTER, QuirkRepository
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class GetCourseClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         calls: CallTracker | None = None,
+        quirks: QuirkRepository | None = None,
     ) -> None:
         self._http = http
         self._api_key = api_key
@@ -150,8 +153,35 @@ class GetCourseClient:
         # quickest of them, so an export of the usual kind costs a start and one poll.
         self._build_times: deque[float] = deque(maxlen=BUILD_TIMES_KEPT)
         self.requests_sent = 0  # export-API requests since start, for pacing by the caller
+        self._quirks = quirks
+        # What the ``email`` filter does here: "works", or a quirk learned (see getcourse_quirks).
+        self._email_filter: str | None = None
+
+    async def email_filter_works(self) -> bool:
+        """False once this school's GetCourse was seen not to filter users exports by email:
+        single lookups are then answered by a window export instead."""
+        if self._email_filter is None:
+            known = None if self._quirks is None else await self._quirks.get(EMAIL_FILTER)
+            self._email_filter = known or "works"
+        return self._email_filter == "works"
+
+    async def _learn_email_filter(self, quirk: str) -> None:
+        log.warning(
+            "getcourse: the users export does not filter by email here (%s); single lookups "
+            "use a window export from now on",
+            quirk,
+        )
+        self._email_filter = quirk
+        if self._quirks is not None:
+            await self._quirks.learned(EMAIL_FILTER, quirk, self._clock())
 
     async def find_user_by_email(self, email: str) -> GetCourseUser | None:
+        """Raises ``GetCourseFilterRefused`` when GetCourse does not know the ``email`` filter
+        (learned once, then raised without a request)."""
+        if not await self.email_filter_works():
+            raise GetCourseFilterRefused(
+                "GetCourse does not filter users exports by email", 908, ("email",)
+            )
         deadline = time.monotonic() + self._schedule.give_up_after
         try:
             async with asyncio.timeout(self._schedule.give_up_after):
@@ -165,7 +195,10 @@ class GetCourseClient:
             self._export_lock.release()
         if data is None:
             return None
-        users = [user for user in _rows_to_users(data) if same_email(user.email, email)]
+        everyone = _rows_to_users(data)
+        users = [user for user in everyone if same_email(user.email, email)]
+        if len(users) < len(everyone):
+            await self._learn_email_filter("ignored")  # it gave us other people
         if len(users) > 1:
             log.warning(
                 "getcourse export for %s: %d users share the email; taking the first",
@@ -173,6 +206,12 @@ class GetCourseClient:
                 len(users),
             )
         return users[0] if users else None
+
+    async def export_slot_free(self) -> None:
+        """Returns once no export of ours is going: a lookup that waited for the slot looks at
+        the directory again before paying for an export (the one before may have answered)."""
+        async with self._export_lock:
+            return
 
     async def export_users(
         self,
@@ -241,7 +280,11 @@ class GetCourseClient:
             export_id = saved.export_id
             started_at: float | None = None
         else:
-            export_id = await self._start_export({"email": email}, deadline)
+            try:
+                export_id = await self._start_export({"email": email}, deadline)
+            except GetCourseFilterRefused:
+                await self._learn_email_filter("unknown")
+                raise
             started_at = time.monotonic()
             await self._exports.started(export_id, email, self._clock())
             log.info("getcourse export %s started for %s", export_id, mask_email(email))
@@ -262,6 +305,8 @@ class GetCourseClient:
             if envelope.success:
                 break
             error = _error_from(envelope)
+            if _filter_refused(envelope, filters):
+                raise GetCourseFilterRefused(str(error), envelope.error_code or 0, tuple(filters))
             # 905: another export of the school is building (maybe another integration's);
             # it finishes in seconds to a minute, so wait while the person's patience lasts.
             if not isinstance(error, GetCourseBusy) or time.monotonic() + delay > deadline:
@@ -512,6 +557,12 @@ class _ExportAnswerParser:
         return [
             user for row in rows if isinstance(row, list) and (user := reader.user(row)) is not None
         ]
+
+
+def _filter_refused(envelope: _Envelope, filters: dict[str, str]) -> bool:
+    """914 (a status GetCourse does not take), or 908 for an ``email`` filter alone: GetCourse
+    ignores a filter it does not know, so alone it leaves "no filter given"."""
+    return envelope.error_code == 914 or (envelope.error_code == 908 and set(filters) == {"email"})
 
 
 def _error_from(envelope: _Envelope) -> GetCourseError:

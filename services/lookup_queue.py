@@ -1,15 +1,21 @@
 """Lookups the directory could not answer, answered by coalesced exports and told later.
 
 Each queued lookup is a row (``queued_lookups``), so a restart keeps it. The worker waits until
-the oldest lookup has gathered company for ``gather_seconds`` and the pace allows an export,
-then answers everyone waiting at that moment with one export (``CoalescedExports``), records
-each answer and hands it over: to the person's handler when it is still waiting for it (the
-answer then comes in the same dialog turn), otherwise to ``deliver``, which writes to the person
-however much later it is. An answer is kept until it has been delivered.
+the oldest lookup has gathered company for ``gather_seconds`` (a lone lookup on a quiet bot, with
+no export of ours in that time, goes at once) and the pace allows an export, then answers
+everyone waiting at that moment with one export (``CoalescedExports``), records each answer and
+hands it over: to the person's handler when it is still waiting for it (the answer then comes in
+the same dialog turn), otherwise to ``deliver``, which writes to the person however much later
+it is. An answer is kept until it has been delivered. Users arriving from any export (a sync
+window too: ``users_arrived``) answer the people waiting for them at once, batch by batch.
 
-Pacing: lookup exports spend the export budget no faster than it refills (the bot's budget per
-2 hours), one request ahead; under a launch-day load one export every few minutes answers
-everyone who wrote meanwhile, instead of one export per email draining the school's budget."""
+Lookups go before sync windows: a sync waits (``settled``) while a lookup export is due.
+
+Pacing: while the bot has spent less than half its export budget in the rolling 2 hours
+(``GETCOURSE_PACE_FREE_SHARE``), lookups are not held back at all. Past that, lookup exports
+spend the budget no faster than it refills, one request ahead; under a launch-day load one
+export every few minutes answers everyone who wrote meanwhile, instead of one export per email
+draining the school's budget."""
 
 from __future__ import annotations
 
@@ -19,16 +25,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from services.coalescing import CoalescedExports
+from services.coalescing import CoalescedExports, ExportAnswer
 from services.directory import MISS, DirectoryMirror
 from services.email import mask_email
 from services.errors import (
     GetCourseBudgetExhausted,
+    GetCourseBusy,
     GetCourseConfigError,
     GetCourseError,
     GetCourseRateLimited,
 )
-from services.export_budget import WINDOW_SECONDS
+from services.export_budget import WINDOW_SECONDS, ExportBudget
 from services.getcourse import GetCourseClient
 from services.linking import LinkService, LookupResult
 from services.models import GetCourseUser
@@ -52,13 +59,19 @@ DELIVERIES_AT_ONCE = 4
 class LookupPace:
     """Lookup exports spend the budget no faster than it refills: each request "costs"
     ``2 h / budget`` seconds, and the next export may start once all but one request of the
-    earlier ones are paid off (so after a quiet spell an export starts at once)."""
+    earlier ones are paid off (so after a quiet spell an export starts at once). While less than
+    ``free_share`` of the budget is spent in the window (``used``), nothing is held back."""
 
-    def __init__(self, budget: int, window_seconds: float = WINDOW_SECONDS) -> None:
+    def __init__(
+        self, budget: int, window_seconds: float = WINDOW_SECONDS, free_share: float = 0.5
+    ) -> None:
         self.seconds_per_request = window_seconds / budget
+        self._free_below = budget * free_share
         self._paid_until = 0.0
 
-    def ready_at(self) -> float:
+    def ready_at(self, used: int | None = None) -> float:
+        if used is not None and used < self._free_below:
+            return 0.0
         return self._paid_until - self.seconds_per_request
 
     def spent(self, requests: int, at: float) -> None:
@@ -78,6 +91,7 @@ class LookupQueue:
         patience_seconds: float,
         retry_after: float,
         pace: LookupPace | None,
+        budget: ExportBudget | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
@@ -89,8 +103,14 @@ class LookupQueue:
         self._patience = patience_seconds
         self._retry_after = retry_after
         self.pace = pace  # public so a benchmark can scale its time down
+        self._budget = budget  # how much is spent: below half, the pace holds nothing back
         self._clock = clock
         self._wake = asyncio.Event()
+        self._passed = asyncio.Event()  # a pass of the worker ended: a sync may look again
+        self._last_export_at = float("-inf")
+        self._deliver_to: Deliver | None = None  # the worker's, once it runs
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._in_flight: set[int] = set()  # lookup IDs being written to right now
         self._claims: dict[int, asyncio.Future[LookupResult]] = {}  # lookup_id -> its handler
         self._retry_at = 0.0
         self._failures = 0
@@ -113,15 +133,60 @@ class LookupQueue:
     async def waiting(self) -> int:
         return await self._repository.count_waiting()
 
+    async def settled(self) -> None:
+        """Returns once no queued lookup is due for an export within the gather window: a sync
+        window waits for people (they always go first). At once when the worker is not running
+        (``python -m bot sync``): nobody would answer them."""
+        while self._deliver_to is not None:
+            start_at = await self._next_export_at()
+            if start_at is None or start_at > self._clock() + self._gather:
+                return
+            self._passed.clear()
+            # Re-checked every few seconds too, should a pass end unnoticed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._passed.wait(), max(self._gather, 1.0))
+
+    async def users_arrived(self, users: list[GetCourseUser]) -> None:
+        """Users an export just brought in: whoever waits for one of them is answered now (the
+        worker delivers what their handler does not)."""
+        by_email = {user.email.strip().lower(): user for user in users}
+        told: list[tuple[QueuedLookup, LookupResult]] = []
+        for lookup in await self._repository.waiting():
+            user = by_email.get(lookup.email)  # both normalised: trimmed, lower-cased
+            if user is not None:
+                result = await self._conclude(lookup, user)
+                if result is not None:
+                    told.append((lookup, result))
+        if not told:
+            return
+        if self._deliver_to is None:
+            self.wake()  # recorded: the worker delivers them once it runs
+            return
+        # Aside, so the export's rows keep streaming in while people are written to.
+        task = asyncio.create_task(self._deliver_all(told, self._deliver_to))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
     async def run(self, deliver: Deliver) -> None:
+        self._deliver_to = deliver
+        try:
+            await self._work(deliver)
+        finally:
+            self._deliver_to = None
+
+    async def _work(self, deliver: Deliver) -> None:
         while True:
             self._wake.clear()
             await self._deliver_due(deliver)
             start_at = await self._next_export_at()
             now = self._clock()
             if start_at is not None and start_at <= now:
-                await self._answer_waiting(deliver)
+                try:
+                    await self._answer_waiting(deliver)
+                finally:
+                    self._passed.set()
                 continue
+            self._passed.set()
             wake_at = min(
                 (t for t in (start_at, await self._repository.next_delivery_at()) if t is not None),
                 default=None,
@@ -134,21 +199,26 @@ class LookupQueue:
         oldest = await self._repository.oldest_waiting_since()
         if oldest is None:
             return None
-        start_at = max(oldest + self._gather, self._retry_at)
+        gathered = oldest + self._gather
+        quiet = oldest - self._last_export_at > self._gather
+        if quiet and await self._repository.count_waiting() == 1:
+            gathered = oldest  # a lone lookup on a quiet bot: nobody to wait for
+        start_at = max(gathered, self._retry_at)
         if self.pace is not None:
-            start_at = max(start_at, self.pace.ready_at())
+            used = None if self._budget is None else await self._budget.used()
+            start_at = max(start_at, self.pace.ready_at(used))
         return start_at
 
     async def _answer_waiting(self, deliver: Deliver) -> None:
         waiting = await self._repository.waiting()
-        answers: dict[str, GetCourseUser | GetCourseError | None] = {}
-        unknown: list[str] = []
-        for email in {lookup.email for lookup in waiting}:
-            local = await self._directory.local_answer(email)  # a sync may know them by now
+        answers: dict[str, ExportAnswer] = {}
+        unknown: dict[str, float] = {}
+        for lookup in waiting:
+            local = await self._directory.local_answer(lookup.email)  # a sync may know them
             if local is MISS:
-                unknown.append(email)
+                unknown[lookup.email] = max(unknown.get(lookup.email, 0.0), lookup.queued_at)
             else:
-                answers[email] = local
+                answers[lookup.email] = local
         if unknown:
             answers.update(await self._export(unknown))
         now = self._clock()
@@ -156,6 +226,10 @@ class LookupQueue:
         told: list[tuple[QueuedLookup, LookupResult]] = []
         for lookup in waiting:
             answer = answers[lookup.email]
+            if answer is MISS:
+                if lookup.queued_at + self._patience > now:
+                    continue  # more of the first sync tells: the next export goes on with it
+                answer = GetCourseBusy("the directory is still being read")
             if isinstance(answer, GetCourseError):
                 delay = self._retry_delay(answer)
                 if delay is not None and lookup.queued_at + self._patience > now + delay:
@@ -169,18 +243,18 @@ class LookupQueue:
             self._retry_at = now + retry
             log.info("queued lookups: next export attempt in %.0fs", retry)
 
-    async def _export(self, emails: list[str]) -> dict[str, GetCourseUser | GetCourseError | None]:
+    async def _export(self, asked_at: dict[str, float]) -> dict[str, ExportAnswer]:
         sent_before = self._getcourse.requests_sent
-        started = self._clock()
+        started = self._last_export_at = self._clock()
         try:
-            answers = await self._exports.answer(emails)
+            answers = await self._exports.answer(asked_at, self.users_arrived)
         finally:
             if self.pace is not None:
                 self.pace.spent(self._getcourse.requests_sent - sent_before, started)
         failed = any(isinstance(answer, GetCourseError) for answer in answers.values())
         self._failures = self._failures + 1 if failed else 0
         for email, answer in answers.items():
-            if not isinstance(answer, GetCourseError):
+            if answer is not MISS and not isinstance(answer, GetCourseError):
                 await self._directory.remember(email, answer)
         return answers
 
@@ -220,9 +294,15 @@ class LookupQueue:
         gate = asyncio.Semaphore(DELIVERIES_AT_ONCE)
 
         async def one(lookup: QueuedLookup, result: LookupResult) -> None:
-            async with gate:
-                await self._deliver(lookup, result, deliver)
+            try:
+                async with gate:
+                    await self._deliver(lookup, result, deliver)
+            finally:
+                self._in_flight.discard(lookup.lookup_id)
 
+        # One writer per answer: an answer delivered aside is not picked up again meanwhile.
+        answers = [(lookup, r) for lookup, r in answers if lookup.lookup_id not in self._in_flight]
+        self._in_flight.update(lookup.lookup_id for lookup, _ in answers)
         await asyncio.gather(*(one(lookup, result) for lookup, result in answers))
 
     async def _deliver(self, lookup: QueuedLookup, result: LookupResult, deliver: Deliver) -> None:

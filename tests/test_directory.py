@@ -18,7 +18,13 @@ from bot.settings import Settings
 from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
-from services.directory_sync import DirectorySync, SyncKind, SyncPolicy, SyncResult
+from services.directory_sync import (
+    DirectorySync,
+    SyncKind,
+    SyncPolicy,
+    SyncResult,
+    next_window_first,
+)
 from services.errors import GetCourseBadResponse, GetCourseConfigError, GetCourseUnavailable
 from services.getcourse_tech import GetCourseTechClient
 from services.notifications import OperatorEvent, OperatorNotice
@@ -46,12 +52,18 @@ def sync_settings(**overrides: object) -> dict[str, object]:
     }
 
 
+def after(day: date) -> str:
+    """A window's ``created_at[to]``: one day past its last day (``to`` may be exclusive)."""
+    return (day + timedelta(days=1)).isoformat()
+
+
 def windows_until_today() -> list[tuple[str, str]]:
-    today, day, windows = date.today(), SINCE, []
-    while day <= today:
-        last = min(day + timedelta(days=WINDOW_DAYS - 1), today)
-        windows.append((day.isoformat(), last.isoformat()))
-        day = last + timedelta(days=1)
+    """The fixed windows of a sync since ``SINCE``, newest first."""
+    last, windows = date.today(), []
+    while last >= SINCE:
+        first = max(SINCE, last - timedelta(days=WINDOW_DAYS - 1))
+        windows.append((first.isoformat(), after(last)))
+        last = first - timedelta(days=1)
     return windows
 
 
@@ -119,16 +131,16 @@ async def test_full_sync_by_windows_then_lookup_is_answered_without_an_export(
         assert len(standins.getcourse.requests) == requests_before
 
 
-async def test_windows_widen_over_quiet_years_and_narrow_over_a_launch(
+async def test_windows_narrow_over_a_launch_and_empty_years_cost_one_export(
     standins: StandIns,
 ) -> None:
     getcourse = standins.getcourse
-    launch_day = date(2025, 1, 1)
-    launch = [  # a busy year: a registration every three days
+    today = date.today()
+    launch = [  # the last year was busy: a registration every three days
         GetCourseUserRecord(
             id=187700000 + n,
             email=f"launch{n}@example.com",
-            created_at=f"{launch_day + timedelta(days=3 * n)} 12:00:00",
+            created_at=f"{today - timedelta(days=3 * n)} 12:00:00",
         )
         for n in range(120)
     ]
@@ -148,14 +160,15 @@ async def test_windows_widen_over_quiet_years_and_narrow_over_a_launch(
     windows = [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in window_filters(standins)]
     assert result.complete
     assert result.rows == len(getcourse.users) == SEED_USERS + len(launch)
-    # Contiguous from the first day to today, so nobody is skipped.
-    assert windows[0][0] == since
-    assert windows[-1][1] == date.today()
-    assert all(b + timedelta(days=1) == c for (_, b), (c, _) in itertools.pairwise(windows))
-    fixed = -(-((date.today() - since).days + 1) // 30)
-    assert len(windows) < fixed // 4  # quiet years took a few exports, not one a month
-    in_launch = [w for w in windows if w[0] >= launch_day and w[1] <= date(2025, 12, 31)]
+    # Newest first, contiguous from tomorrow ("to" may be exclusive) back to the first day.
+    assert windows[0][1] == today + timedelta(days=1)
+    assert windows[-1][0] == since
+    assert all(c == b for (b, _), (_, c) in itertools.pairwise(windows))
+    launch_start = today - timedelta(days=3 * 119)
+    in_launch = [w for w in windows if w[0] >= launch_start]
     assert len(in_launch) >= 5  # the busy year was split
+    # Once a window held nobody, every older day (the seed and the empty years) took one export.
+    assert len(windows) - len(in_launch) <= 3
 
 
 async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: StandIns) -> None:
@@ -187,7 +200,9 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
     assert len(await directory_emails(standins)) == SEED_USERS
 
 
-async def test_incremental_sync_starts_at_the_last_synced_day(standins: StandIns) -> None:
+async def test_incremental_sync_starts_where_the_last_complete_run_began(
+    standins: StandIns,
+) -> None:
     settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
     services = await create_services(settings)
     try:
@@ -198,8 +213,10 @@ async def test_incremental_sync_starts_at_the_last_synced_day(standins: StandIns
     finally:
         await services.close()
     assert result.complete
-    assert result.rows == 2
-    assert window_filters(standins)[starts_before:] == [("2025-06-02", date.today().isoformat())]
+    assert result.rows == 1
+    # The full run began today: the days since then are all an incremental run has to read.
+    today = date.today()
+    assert window_filters(standins)[starts_before:] == [(today.isoformat(), after(today))]
     assert "newcomer@example.com" in await directory_emails(standins)
 
 
@@ -379,7 +396,7 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
     assert resumed.rows == SEED_USERS
     assert await directory_statuses(standins) == SEED_BLOCKED
     # Neither the pause nor the failure cost the window again.
-    assert window_filters(standins) == [(SINCE.isoformat(), date.today().isoformat())]
+    assert window_filters(standins) == [(SINCE.isoformat(), after(date.today()))]
     assert status_filters(standins) == ["banned", "deactivated"]
 
 
@@ -695,20 +712,26 @@ async def test_concurrent_misses_share_one_export(standins: StandIns) -> None:
         late.says("late@example.com")
         await late.reply("Готово")
     starts = [r.params for r in getcourse.requests if r.endpoint == "users"][starts_after_sync:]
-    today = date.today().isoformat()
+    # The sync began today: the registrations since then hold everyone it could have missed.
     assert starts == [
-        {"created_at[from]": "2025-06-02", "created_at[to]": today},
+        {"created_at[from]": date.today().isoformat(), "created_at[to]": after(date.today())},
         {"email": "late@example.com"},
     ]
 
 
 async def test_a_person_whose_lookup_waits_is_told_and_answered_later(standins: StandIns) -> None:
+    standins.getcourse.not_ready_polls = 1_000_000  # the export takes "minutes"
     settings = standins.settings(
-        getcourse_coalesce_seconds=1.0, getcourse_queued_notice_seconds=0.1
+        getcourse_coalesce_seconds=1.0,
+        getcourse_queued_notice_seconds=0.1,
+        getcourse_poll_max_interval=0.5,
     )
     ivan = Person(standins.telegram, IVAN)
     async with polling_bot(standins, settings):
         ivan.says("ivan.petrov@example.com")
+        await ivan.reply("Сейчас")
+        standins.getcourse.not_ready_polls = 0
+        standins.getcourse.complete_exports()
         await ivan.reply("Готово")
     assert [text.split()[0] for text in ivan.texts()] == ["Проверяю", "Сейчас", "Готово!"]
 
@@ -722,14 +745,14 @@ async def test_sync_command_prints_each_step_and_says_how_it_ended(
 
     windows = windows_until_today()
     total_days = (date.today() - SINCE).days + 1
-    first_end = date.fromisoformat(windows[0][1])
-    first_read = len([u for u in standins.getcourse.users if u.created.date() <= first_end])
+    first_start = date.fromisoformat(windows[0][0])
+    first_read = len([u for u in standins.getcourse.users if u.created.date() >= first_start])
     assert lines[0] == (
-        f"      registrations to {first_end} read ({(first_end - SINCE).days + 1}/{total_days} "
-        f"days): {first_read} users so far"
+        f"      registrations since {first_start} read "
+        f"({(date.today() - first_start).days + 1}/{total_days} days): {first_read} users so far"
     )
     assert lines[len(windows) - 1] == (
-        f"      registrations to {date.today()} read ({total_days}/{total_days} days): "
+        f"      registrations since {SINCE} read ({total_days}/{total_days} days): "
         f"{SEED_USERS} users so far"
     )
     assert lines[len(windows) :] == [
@@ -738,3 +761,42 @@ async def test_sync_command_prints_each_step_and_says_how_it_ended(
         f"OK    full sync: {SEED_USERS} users, 0 removed, 0 links to users gone from GetCourse, "
         "0 links to users newly banned or deactivated",
     ]
+
+
+def window_plan(per_day: list[int], policy: SyncPolicy) -> list[int]:
+    """How many users each window of a newest-first run holds, ``per_day[0]`` being today."""
+    today = date.today()
+    run_first = today - timedelta(days=len(per_day) - 1)
+    first = max(run_first, today - timedelta(days=policy.window_days - 1))
+    last, sizes = today, []
+    while last >= run_first:
+        held = [
+            (today - timedelta(days=ago), count)
+            for ago, count in enumerate(per_day)
+            if first <= today - timedelta(days=ago) <= last and count
+        ]
+        users = sum(count for _, count in held)
+        earliest = min((day for day, _ in held), default=None)
+        sizes.append(users)
+        first, last = (
+            next_window_first(policy, first, last, users, run_first, earliest),
+            first - timedelta(days=1),
+        )
+    return sizes
+
+
+def test_window_plans_of_a_small_young_school_and_a_large_old_one() -> None:
+    defaults = SyncPolicy()
+    since_2012 = (date.today() - defaults.since).days + 1
+    # 10,000 users over the last two years, nobody before: the newest 90 days, then the rest.
+    young = [10_000 // 730 if day < 730 else 0 for day in range(since_2012)]
+    assert len(window_plan(young, defaults)) == 2
+    # A million over eight years: windows of about 50,000 (never twice that), and the empty
+    # years before in one export.
+    old = [1_000_000 // 2920 if day < 2920 else 0 for day in range(since_2012)]
+    sizes = window_plan(old, defaults)
+    assert 18 <= len(sizes) <= 24
+    assert max(sizes) <= 2 * defaults.window_users
+    assert sum(sizes) == sum(old)
+    assert sizes[-1] == 0
+    assert sizes[-2] > 0

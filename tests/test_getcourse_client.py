@@ -24,6 +24,7 @@ from services.errors import (
     GetCourseConfigError,
     GetCourseError,
     GetCourseExportTimeout,
+    GetCourseFilterRefused,
     GetCourseRateLimited,
     GetCourseUnavailable,
 )
@@ -205,8 +206,24 @@ async def test_ignored_email_filter_is_rechecked_on_our_side(
     assert user is not None
     assert (user.id, user.email) == ("187654322", "anna@example.org")
 
-    assert await client.find_user_by_email("nobody@example.com") is None
-    assert standin.exports_started() == 2
+    # The answer held other people: the filter is ignored here, and remembered as such, so the
+    # next single lookup is refused at once (its caller uses a window export).
+    with pytest.raises(GetCourseFilterRefused):
+        await client.find_user_by_email("nobody@example.com")
+    assert standin.exports_started() == 1
+    assert not await client.email_filter_works()
+
+
+async def test_an_unknown_email_filter_answering_908_is_learned(
+    client: GetCourseClient, standin: GetCourseStandIn
+) -> None:
+    standin.email_filter_unknown = True
+    with pytest.raises(GetCourseFilterRefused):
+        await client.find_user_by_email("anna@example.org")
+    with pytest.raises(GetCourseFilterRefused):
+        await client.find_user_by_email("anna@example.org")
+    assert [r.params for r in standin.requests] == [{"email": "anna@example.org"}]
+    assert not await client.email_filter_works()
 
 
 # ----- error mapping --------------------------------------------------------------------------

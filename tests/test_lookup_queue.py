@@ -42,15 +42,36 @@ async def test_an_answer_that_comes_after_the_notice_is_written_later(
     ]
 
 
-async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
+async def test_the_pace_holds_nothing_back_while_half_the_budget_is_unspent(
     standins: StandIns,
 ) -> None:
     settings = standins.settings(getcourse_pace_lookups=True, getcourse_queued_notice_seconds=1.0)
+    people = [Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)]
+    emails = ["ivan.petrov@example.com", "maria.sidorova@example.com"]
+    async with polling_bot(standins, settings):
+        for person, email in zip(people, emails, strict=True):
+            person.says(email)
+            await person.reply("Готово")
+    assert export_starts(standins) == [{"email": email} for email in emails]
+    assert not any("Сейчас" in text for person in people for text in person.texts())
+
+
+async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
+    standins: StandIns,
+) -> None:
+    # A budget of 4: Ivan's export (a start and a poll) spends half of it; from then on the
+    # pace spreads the rest (30 minutes a request).
+    settings = standins.settings(
+        getcourse_pace_lookups=True,
+        getcourse_queued_notice_seconds=1.0,
+        getcourse_export_budget=4,
+        getcourse_sync_reserve=0,
+    )
     ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
     async with polling_bot(standins, settings) as app:
         ivan.says("ivan.petrov@example.com")  # after a quiet spell: exported at once
         await ivan.reply("Готово")
-        maria.says("maria.sidorova@example.com")  # the pace holds the next export
+        maria.says("maria.sidorova@example.com")  # half the budget spent: the pace holds it
         await maria.reply("Сейчас")
         assert export_starts(standins) == [{"email": "ivan.petrov@example.com"}]
         operator = Person(standins.telegram, OPERATOR_ID)
@@ -70,7 +91,12 @@ async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
 
 
 async def test_cancel_drops_a_queued_lookup(standins: StandIns) -> None:
-    settings = standins.settings(getcourse_pace_lookups=True, getcourse_queued_notice_seconds=1.0)
+    settings = standins.settings(
+        getcourse_pace_lookups=True,
+        getcourse_queued_notice_seconds=1.0,
+        getcourse_export_budget=4,  # Ivan's export spends half: the pace holds Anna's
+        getcourse_sync_reserve=0,
+    )
     ivan, anna = Person(standins.telegram, IVAN), Person(standins.telegram, ANNA)
     async with polling_bot(standins, settings) as app:
         ivan.says("ivan.petrov@example.com")
@@ -114,3 +140,8 @@ def test_the_pace_spends_the_budget_no_faster_than_it_refills() -> None:
     assert pace.ready_at() == 1000.0 + 3 * 120
     pace.spent(3, at=10_000.0)  # long after: the debt is gone, only this export counts
     assert pace.ready_at() == 10_000.0 + 2 * 120
+    assert pace.ready_at(used=29) == 0.0  # less than half the budget spent: not held back
+    assert pace.ready_at(used=30) == 10_000.0 + 2 * 120
+    paced_at_once = LookupPace(budget=60, free_share=0.0)  # GETCOURSE_PACE_FREE_SHARE=0
+    paced_at_once.spent(2, at=1000.0)
+    assert paced_at_once.ready_at(used=2) == 1000.0 + 120

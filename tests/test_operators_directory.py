@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App
+from sandbox.getcourse import GetCourseUserRecord
 from services.directory_sync import SyncKind
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import IVAN, plain
@@ -112,9 +113,8 @@ async def test_after_syncs_health_stats_and_metrics_show_the_directory(
         "\n".join(stats)
     )
 
-    # The incremental sync reads from the day of the latest registration on.
-    latest_day = max(user.created.date() for user in standins.getcourse.users)
-    reread = len([user for user in standins.getcourse.users if user.created.date() == latest_day])
+    # The incremental sync reads from the day the full one began (today) on.
+    reread = len([user for user in standins.getcourse.users if user.created.date() >= date.today()])
     later = health_later.index(f"Справочник GetCourse: пользователей {SEED_USERS}")
     assert health_later[later + 1 : later + 3] == [
         f"Последняя полная синхронизация: {shown(full_at)}, прочитано {SEED_USERS}",
@@ -135,19 +135,26 @@ async def test_a_sync_stopped_early_shows_where_it_stopped(standins: StandIns) -
     settings = standins.settings(
         **{**SYNC, "getcourse_export_budget": 10, "getcourse_sync_reserve": 6}
     )
+    recent = date.today() - timedelta(days=WINDOW_DAYS + 50)  # in the second window
+    standins.getcourse.add_user(
+        GetCourseUserRecord(
+            id=187690000, email="recent@example.com", created_at=f"{recent} 10:00:00"
+        )
+    )
     operator = Person(standins.telegram, OPERATOR_ID)
     async with polling_bot(standins, settings):
         operator.says("/sync full")
         await operator.reply("⏸ Синхронизация приостановлена")
         health = await ask(operator, "/health", "🩺")
 
-    stopped_at = SINCE + timedelta(days=2 * WINDOW_DAYS)
-    read = len([user for user in standins.getcourse.users if user.created.date() < stopped_at])
-    assert 0 < read < SEED_USERS
+    # Newest first: the two windows read the registrations after this day.
+    stopped_at = date.today() - timedelta(days=2 * WINDOW_DAYS)
+    read = len([user for user in standins.getcourse.users if user.created.date() > stopped_at])
+    assert 0 < read < len(standins.getcourse.users)
     directory = health.index(f"Справочник GetCourse: пользователей {read}")
     assert health[directory + 1 : directory + 4] == [
         NEVER_SYNCED,
-        f"⏳ Не завершена полная синхронизация: дошла до регистраций с {stopped_at} "
+        f"⏳ Не завершена полная синхронизация: прочитаны регистрации после {stopped_at} "
         f"(всего с {SINCE} по {date.today()}), прочитано {read}",
         "⏸ Сейчас не идёт: остановлена досрочно (лимит выгрузок, сбой GetCourse или перезапуск) "
         "и продолжится с того же места при следующей плановой синхронизации или по /sync "
@@ -201,7 +208,7 @@ async def test_a_sync_going_on_shows_as_running(standins: StandIns) -> None:
 
     directory = health.index("Справочник GetCourse: пользователей 0")
     assert health[directory + 2 : directory + 4] == [
-        f"⏳ Не завершена полная синхронизация: дошла до регистраций с {SINCE} "
+        f"⏳ Не завершена полная синхронизация: прочитаны регистрации после {date.today()} "
         f"(всего с {SINCE} по {date.today()}), прочитано 0",
         "🔄 Синхронизация справочника идёт сейчас",
     ]

@@ -21,6 +21,9 @@ _COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at"
 CREATED_COLUMN = "Создан"
 # ``SyncRun.next_day`` of a full run that has read every window and is on a status export.
 STATUS_STEP = "status:"
+_RUN_COLUMNS = (
+    "id, kind, started_at, first_day, last_day, next_day, window_first, export_id, rows, covered_at"
+)
 _ON_CONFLICT = (
     "ON CONFLICT (gc_user_id) DO UPDATE SET email = excluded.email, "
     "phone = excluded.phone, first_name = excluded.first_name, "
@@ -78,11 +81,16 @@ class SyncRun:
     started_at: float
     first_day: str
     last_day: str
-    # The first day of the window in progress (or still to do); a day past ``last_day`` once the
-    # windows are done; ``STATUS_STEP + status`` while a full run is on its status exports.
+    # Windows are read newest-first: the last day of the window in progress (or still to do),
+    # every later day being read; a day before ``first_day`` once the windows are done;
+    # ``STATUS_STEP + status`` while a full run is on its status exports.
     next_day: str
+    window_first: str  # the first day of that window
     export_id: int | None
     rows: int
+    # Once the windows are done, every registration before this moment is read: the start of
+    # the run, or of a later window that reached today (read for people waiting).
+    covered_at: float
 
     @property
     def status_step(self) -> str | None:
@@ -90,6 +98,10 @@ class SyncRun:
         if not self.next_day.startswith(STATUS_STEP):
             return None
         return self.next_day.removeprefix(STATUS_STEP)
+
+    @property
+    def windows_done(self) -> bool:
+        return self.status_step is not None or self.next_day < self.first_day
 
 
 @dataclass(frozen=True)
@@ -184,43 +196,50 @@ class DirectoryRepository:
             await tx.execute("DELETE FROM gc_directory WHERE synced_at < ?", (since,))
         return [_user(row) for row in rows]
 
-    async def last_synced_day(self) -> str | None:
-        """The latest registration day in the mirror: where an incremental sync starts."""
-        row = await self._database.fetchone("SELECT MAX(created_at) FROM gc_directory")
-        return str(row[0])[:10] if row and row[0] else None
+    async def count_synced_since(self, since: float) -> int:
+        """Users a run that began at ``since`` has read (or a lookup found meanwhile)."""
+        row = await self._database.fetchone(
+            "SELECT COUNT(*) FROM gc_directory WHERE synced_at >= ?", (since,)
+        )
+        return int(row[0]) if row else 0
 
     # ----- sync runs -----
 
     async def open_run(self, kind: str) -> SyncRun | None:
         row = await self._database.fetchone(
-            "SELECT id, kind, started_at, first_day, last_day, next_day, export_id, rows "
-            "FROM directory_syncs WHERE kind = ? AND finished_at IS NULL "
+            f"SELECT {_RUN_COLUMNS} FROM directory_syncs WHERE kind = ? AND finished_at IS NULL "
             "ORDER BY id DESC LIMIT 1",
             (kind,),
         )
-        if row is None:
-            return None
-        return SyncRun(
-            id=int(row["id"]),
-            kind=row["kind"],
-            started_at=float(row["started_at"]),
-            first_day=row["first_day"],
-            last_day=row["last_day"],
-            next_day=row["next_day"],
-            export_id=None if row["export_id"] is None else int(row["export_id"]),
-            rows=int(row["rows"]),
-        )
+        return None if row is None else _run(row)
 
-    async def begin_run(self, kind: str, first_day: str, last_day: str, now: float) -> SyncRun:
+    async def covered_until(self) -> float | None:
+        """Every registration before this moment is in the directory: the start of the latest
+        run that read all its windows (each run begins where the coverage before it ended)."""
+        row = await self._database.fetchone(
+            "SELECT MAX(COALESCE(covered_at, started_at)) FROM directory_syncs "
+            "WHERE outcome = 'done'"
+        )
+        done = [float(row[0])] if row and row[0] is not None else []
+        open_runs = await self._database.fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM directory_syncs WHERE finished_at IS NULL"
+        )
+        read = [run.covered_at for run in map(_run, open_runs) if run.windows_done]
+        return max(done + read, default=None)
+
+    async def begin_run(
+        self, kind: str, first_day: str, last_day: str, window_first: str, now: float
+    ) -> SyncRun:
         async with self._database.transaction() as tx:
             cursor = await tx.execute(
-                "INSERT INTO directory_syncs (kind, started_at, first_day, last_day, next_day) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (kind, now, first_day, last_day, first_day),
+                "INSERT INTO directory_syncs "
+                "(kind, started_at, first_day, last_day, next_day, window_first, covered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kind, now, first_day, last_day, last_day, window_first, now),
             )
             run_id = cursor.lastrowid
         assert run_id is not None
-        return SyncRun(run_id, kind, now, first_day, last_day, first_day, None, 0)
+        return SyncRun(run_id, kind, now, first_day, last_day, last_day, window_first, None, 0, now)
 
     async def export_started(self, run_id: int, export_id: int) -> None:
         async with self._database.transaction() as tx:
@@ -228,13 +247,21 @@ class DirectoryRepository:
                 "UPDATE directory_syncs SET export_id = ? WHERE id = ?", (export_id, run_id)
             )
 
-    async def step_done(self, run_id: int, next_day: str, rows: int) -> None:
-        """A window or a status export is done: the run goes on at ``next_day``."""
+    async def step_done(
+        self,
+        run_id: int,
+        next_day: str,
+        rows: int,
+        window_first: str | None = None,
+        covered_at: float | None = None,
+    ) -> None:
+        """A window or a status export is done: the run goes on at ``next_day`` (with the
+        window ``window_first..next_day`` when it is on its windows)."""
         async with self._database.transaction() as tx:
             await tx.execute(
-                "UPDATE directory_syncs SET next_day = ?, export_id = NULL, rows = rows + ? "
-                "WHERE id = ?",
-                (next_day, rows, run_id),
+                "UPDATE directory_syncs SET next_day = ?, window_first = ?, export_id = NULL, "
+                "rows = ?, covered_at = MAX(covered_at, COALESCE(?, 0)) WHERE id = ?",
+                (next_day, window_first, rows, covered_at, run_id),
             )
 
     async def finish_run(self, run_id: int, outcome: str, now: float) -> None:
@@ -260,6 +287,33 @@ class DirectoryRepository:
         if row is None:
             return None
         return DoneRun(float(row["finished_at"]), int(row["rows"]))
+
+
+def _run(row: Sequence[object]) -> SyncRun:
+    (
+        run_id,
+        kind,
+        started_at,
+        first_day,
+        last_day,
+        next_day,
+        window_first,
+        export_id,
+        rows,
+        covered_at,
+    ) = row
+    return SyncRun(
+        id=int(str(run_id)),
+        kind=str(kind),
+        started_at=float(str(started_at)),
+        first_day=str(first_day),
+        last_day=str(last_day),
+        next_day=str(next_day),
+        window_first=str(window_first or first_day),
+        export_id=None if export_id is None else int(str(export_id)),
+        rows=int(str(rows)),
+        covered_at=float(str(covered_at if covered_at is not None else started_at)),
+    )
 
 
 def _values(user: GetCourseUser, now: float) -> tuple[object, ...]:

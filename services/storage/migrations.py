@@ -332,4 +332,21 @@ MIGRATIONS: tuple[str, ...] = (
         at  REAL NOT NULL
     );
     """,
+    # 11: what GetCourse was seen not to take (an ``email`` export filter, a status filter), kept
+    # so a restart does not pay to learn it again; sync runs walk newest-first and keep the first
+    # day of the window in progress (resuming it reads the same window) and the moment before
+    # which every registration is read once the windows are done (covered_at: the start of the
+    # run, or later when a window read for people waiting reached today). Runs left open by the
+    # oldest-first walk cannot be resumed that way: they are closed and the next run starts anew.
+    """
+    CREATE TABLE getcourse_quirks (
+        name       TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        learned_at REAL NOT NULL
+    );
+    ALTER TABLE directory_syncs ADD COLUMN window_first TEXT;
+    ALTER TABLE directory_syncs ADD COLUMN covered_at REAL;
+    UPDATE directory_syncs SET finished_at = started_at, outcome = 'abandoned'
+        WHERE finished_at IS NULL;
+    """,
 )

@@ -248,6 +248,55 @@ async def test_email_filter_ignored_returns_everyone() -> None:
         assert len(ready["info"]["items"]) == len(gc.users) == 12
 
 
+async def test_an_unknown_email_filter_is_908_alone_and_ignored_with_dates() -> None:
+    async with (
+        GetCourseStandIn.from_seed(api_key=KEY) as gc,
+        httpx.AsyncClient(base_url=gc.base_url) as client,
+    ):
+        gc.email_filter_unknown = True
+        alone = await _get(client, "/pl/api/account/users", email="anna@example.org")
+        assert alone["error_code"] == 908
+        started = await _get(
+            client,
+            "/pl/api/account/users",
+            email="anna@example.org",
+            **{"created_at[from]": "2025-01-01", "created_at[to]": "2025-12-31"},
+        )
+        ready = await _get(client, f"/pl/api/account/exports/{started['info']['export_id']}")
+        assert len(ready["info"]["items"]) == 6  # the whole window: the email was ignored
+
+
+async def test_undocumented_statuses_can_answer_914() -> None:
+    async with (
+        GetCourseStandIn.from_seed(api_key=KEY) as gc,
+        httpx.AsyncClient(base_url=gc.base_url) as client,
+    ):
+        gc.documented_statuses_only = True
+        for status in ("banned", "deactivated", "invited"):
+            refused = await _get(client, "/pl/api/account/users", status=status)
+            assert refused["error_code"] == 914
+        started = await _get(client, "/pl/api/account/users", status="in_base")
+        ready = await _get(client, f"/pl/api/account/exports/{started['info']['export_id']}")
+        assert [item[0] for item in ready["info"]["items"]] == ["187654324", "187654330"]
+
+
+async def test_created_at_to_can_be_exclusive() -> None:
+    async with (
+        GetCourseStandIn.from_seed(api_key=KEY) as gc,
+        httpx.AsyncClient(base_url=gc.base_url) as client,
+    ):
+        window = {"created_at[from]": "2025-04-18", "created_at[to]": "2025-05-25"}
+
+        async def ids() -> list[str]:
+            started = await _get(client, "/pl/api/account/users", **window)
+            ready = await _get(client, f"/pl/api/account/exports/{started['info']['export_id']}")
+            return [item[0] for item in ready["info"]["items"]]
+
+        assert await ids() == ["187654330", "187654331"]
+        gc.created_to_exclusive = True
+        assert await ids() == ["187654330"]  # registered on the "to" day: left out
+
+
 async def test_import_creates_then_updates_only_with_refresh_if_exists() -> None:
     async with (
         GetCourseStandIn.from_seed(api_key=KEY) as gc,
