@@ -32,6 +32,37 @@ FIELD_WRITE_DUE = (
     "w.blank = 1 OR (" + _LANDED.format(t="w", extra=" AND l.gc_user_id = w.gc_user_id") + ")"
 )
 CALLBACK_DUE = _LANDED.format(t="c", extra="")
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """Pending rows of ``table`` (aliased ``alias``) become due at their time once ``ready``
+    (an SQL condition on the alias) holds."""
+
+    table: str
+    alias: str
+    ready: str
+
+    async def due(self, database: Database, now: float, limit: int) -> list[aiosqlite.Row]:
+        a = self.alias
+        return await database.fetchall(
+            f"SELECT {a}.* FROM {self.table} {a} WHERE {a}.state = 'pending' "
+            f"AND {a}.next_attempt_at <= ? AND ({self.ready}) "
+            f"ORDER BY {a}.next_attempt_at, {a}.id LIMIT ?",
+            (now, limit),
+        )
+
+    async def next_due_at(self, database: Database) -> float | None:
+        a = self.alias
+        row = await database.fetchone(
+            f"SELECT MIN({a}.next_attempt_at) FROM {self.table} {a} "
+            f"WHERE {a}.state = 'pending' AND ({self.ready})"
+        )
+        return float(row[0]) if row and row[0] is not None else None
+
+
+_FIELD_WRITES = _Lane("getcourse_field_writes", "w", FIELD_WRITE_DUE)
+_CALLBACKS = _Lane("salebot_callbacks", "c", CALLBACK_DUE)
 # Pending rows of either kind that wait for something else than their time.
 WAITING_STATES = ("pending", "failed", "uncertain")
 
@@ -120,20 +151,10 @@ class FieldWriteRepository:
         )
 
     async def due(self, now: float, limit: int) -> list[FieldWrite]:
-        rows = await self._database.fetchall(
-            f"SELECT w.* FROM getcourse_field_writes w WHERE w.state = 'pending' "
-            f"AND w.next_attempt_at <= ? AND ({FIELD_WRITE_DUE}) "
-            f"ORDER BY w.next_attempt_at, w.id LIMIT ?",
-            (now, limit),
-        )
-        return [_to_field_write(row) for row in rows]
+        return [_to_field_write(row) for row in await _FIELD_WRITES.due(self._database, now, limit)]
 
     async def next_due_at(self) -> float | None:
-        row = await self._database.fetchone(
-            f"SELECT MIN(w.next_attempt_at) FROM getcourse_field_writes w "
-            f"WHERE w.state = 'pending' AND ({FIELD_WRITE_DUE})"
-        )
-        return float(row[0]) if row and row[0] is not None else None
+        return await _FIELD_WRITES.next_due_at(self._database)
 
     @staticmethod
     async def settle(
@@ -230,20 +251,10 @@ class CallbackRepository:
         )
 
     async def due(self, now: float, limit: int) -> list[SalebotCallback]:
-        rows = await self._database.fetchall(
-            f"SELECT c.* FROM salebot_callbacks c WHERE c.state = 'pending' "
-            f"AND c.next_attempt_at <= ? AND {CALLBACK_DUE} "
-            f"ORDER BY c.next_attempt_at, c.id LIMIT ?",
-            (now, limit),
-        )
-        return [_to_callback(row) for row in rows]
+        return [_to_callback(row) for row in await _CALLBACKS.due(self._database, now, limit)]
 
     async def next_due_at(self) -> float | None:
-        row = await self._database.fetchone(
-            f"SELECT MIN(c.next_attempt_at) FROM salebot_callbacks c "
-            f"WHERE c.state = 'pending' AND {CALLBACK_DUE}"
-        )
-        return float(row[0]) if row and row[0] is not None else None
+        return await _CALLBACKS.next_due_at(self._database)
 
     @staticmethod
     async def mark_variables_saved(tx: aiosqlite.Connection, item_id: int, now: float) -> None:
