@@ -1,7 +1,6 @@
 """Command line: ``python -m bot`` or ``gc-salebot-bot``, with a subcommand (``run`` when none).
 
-Exit codes: 0 done; 1 a check failed, or the bot could not start or had to stop (one line says
-why); 2 a setting is missing or malformed; 3 a sync stopped early to spare the export budget."""
+Exit codes: see ``EPILOG`` (what ``--help`` prints) and docs/deployment.md."""
 
 from __future__ import annotations
 
@@ -31,7 +30,8 @@ Settings come from the environment and a .env file (see .env.example)."""
 
 EPILOG = """\
 exit codes: 0 done; 1 a check failed, or the bot could not start or had to stop;
-2 a setting is missing or malformed; 3 a sync stopped early to spare the export budget"""
+2 a setting is missing or malformed; 3 a sync stopped early to spare the export budget;
+130 Ctrl-C before the command was under way"""
 
 
 def cli() -> int:
