@@ -547,12 +547,7 @@ async def test_tech_api_refusal_or_outage_falls_back_to_an_export(standins: Stan
         standins.getcourse.faults.add("tech_get_fields", Fault(status=502, body="Bad Gateway"))
         maria.says("ivan.petrov@example.com")
         await maria.reply("Готово")
-    asked = [
-        (r.endpoint, r.params["email"])
-        for r in standins.getcourse.requests
-        if r.endpoint in ("tech_get_fields", "users")
-    ]
-    assert asked == [
+    assert emails_asked(standins) == [
         ("tech_get_fields", "anna@example.org"),
         ("users", "anna@example.org"),
         ("tech_get_fields", "ivan.petrov@example.com"),
@@ -583,12 +578,7 @@ async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
         sergey = Person(standins.telegram, 100000003)
         sergey.says("nobody@example.com")
         await sergey.reply("Не нашёл")
-    asked = [
-        (r.endpoint, r.params["email"])
-        for r in standins.getcourse.requests
-        if r.endpoint in ("tech_get_fields", "users")
-    ]
-    assert asked == [
+    assert emails_asked(standins) == [
         ("tech_get_fields", "anna@example.org"),
         ("users", "anna@example.org"),
         ("tech_get_fields", "ivan.petrov@example.com"),
@@ -800,3 +790,12 @@ def test_window_plans_of_a_small_young_school_and_a_large_old_one() -> None:
     assert sum(sizes) == sum(old)
     assert sizes[-1] == 0
     assert sizes[-2] > 0
+
+
+def emails_asked(standins: StandIns) -> list[tuple[str, str]]:
+    """(endpoint, email) of each Tech API lookup and users export, in the order they came."""
+    return [
+        (r.endpoint, r.params["email"])
+        for r in standins.getcourse.requests
+        if r.endpoint in ("tech_get_fields", "users")
+    ]
