@@ -151,7 +151,6 @@ async def create_services(settings: Settings) -> Services:
             notifier=notifier,
             calls=calls,
         )
-    directory = DirectoryMirror(repository, tech, getcourse, settings.getcourse_not_found_ttl)
     sync = DirectorySync(
         database,
         getcourse,
@@ -164,6 +163,10 @@ async def create_services(settings: Settings) -> Services:
         ),
         notifier=notifier,
     )
+    coalesced = CoalescedExports(getcourse, repository, sync)
+    # An operator's miss goes the way a queued one does: a GetCourse without an email filter
+    # is still asked (a window export), not refused.
+    directory = DirectoryMirror(repository, tech, coalesced, settings.getcourse_not_found_ttl)
     salebot = SalebotClient(
         salebot_http,
         settings.salebot_api_key.get_secret_value(),
@@ -238,7 +241,7 @@ async def create_services(settings: Settings) -> Services:
     lookups = LookupQueue(
         QueuedLookupRepository(database),
         directory,
-        CoalescedExports(getcourse, repository, sync),
+        coalesced,
         getcourse,
         links,
         gather_seconds=settings.getcourse_coalesce_seconds,

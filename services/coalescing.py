@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from services.directory import MISS, Miss
 from services.directory_sync import DirectorySync, UsersArrived
-from services.errors import GetCourseError, GetCourseFilterRefused
+from services.errors import GetCourseError, GetCourseFilterRefused, GetCourseNotCoveredYet
 from services.getcourse import GetCourseClient
 from services.models import GetCourseUser
 from services.storage.directory import DirectoryRepository
@@ -66,6 +66,16 @@ class CoalescedExports:
         if not asked_at:
             return answers
         return {**answers, **await self._export(asked_at, found)}
+
+    async def find_user_by_email(self, email: str) -> GetCourseUser | None:
+        """One email, for someone who waits for the answer (an operator): answered the way a
+        queued batch of one is, so a GetCourse that cannot filter by email is still asked."""
+        answer = (await self.answer({email: self._clock()}, _nobody_waits))[email]
+        if isinstance(answer, GetCourseError):
+            raise answer
+        if answer is MISS:
+            raise GetCourseNotCoveredYet("the first sync has not read far enough back yet")
+        return answer
 
     async def _export(
         self, asked_at: dict[str, float], found: UsersArrived
@@ -131,3 +141,7 @@ class CoalescedExports:
             sink=store,
         )
         self._recent_read_at = now
+
+
+async def _nobody_waits(users: list[GetCourseUser]) -> None:
+    """The rows of an export nobody queued is waiting for (they are in the directory)."""

@@ -59,6 +59,11 @@ class GetCourseExportTimeout(GetCourseError):
     """The export was still not ready when we stopped waiting."""
 
 
+class GetCourseNotCoveredYet(GetCourseError):
+    """GetCourse cannot look up one email here and the first sync has not read far enough back
+    to say: the directory will know once it has."""
+
+
 class GetCourseApiError(GetCourseError):
     """An error envelope with a code we do not know."""
 

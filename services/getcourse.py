@@ -371,10 +371,18 @@ class GetCourseClient:
         raise AssertionError("the poll schedule ends by raising")  # for the type checker
 
     async def _poll_times(self, export_id: int, deadline: float) -> AsyncGenerator[float, None]:
-        """Wait before each poll of an export (the first for a learned build time, then longer
-        and longer) and yield when to poll; past ``deadline`` the export is given up on."""
+        """Wait before each poll of an export and yield when to poll; past ``deadline`` the
+        export is given up on.
+
+        The first poll waits for the learned build time (``first_delay`` until one is known);
+        after a poll that finds the export unready the waits start again at ``first_delay`` and
+        grow. Restarting small keeps a poll that came a little early from costing a person the
+        whole grown interval, and a short first build is seen soon enough for the learned time
+        to be close to the real one (a 30 s build: polls at 10, 20 and 35 s, not 10, 25 and
+        47.5 s), since every later export of the kind is first polled at that time."""
         schedule = self._schedule
         delay = self._first_poll_delay()
+        step = schedule.first_delay
         while True:
             if time.monotonic() + delay > deadline:
                 raise GetCourseExportTimeout(
@@ -382,7 +390,7 @@ class GetCourseClient:
                 )
             await self._sleep(delay)
             yield time.monotonic()
-            delay = min(delay * schedule.growth, schedule.max_interval)
+            delay, step = step, min(step * schedule.growth, schedule.max_interval)
 
     def _first_poll_delay(self) -> float:
         learned = min(self._build_times, default=0.0)

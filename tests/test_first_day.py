@@ -11,7 +11,7 @@ import aiosqlite
 
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from services.directory_sync import SyncKind
-from tests.conftest import Person, StandIns, eventually, polling_bot
+from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 
 SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30
 SEED_USERS = 12
@@ -150,6 +150,26 @@ async def test_an_unknown_email_filter_is_learned_once_and_a_window_answers(
         await nobody.reply("Не нашёл")
     assert [r for r in getcourse.requests if r.error_code == 908] == refused
     assert not any("email" in params for params in export_starts(standins)[-3:])
+
+
+async def test_an_operator_looking_up_a_newcomer_is_answered_without_the_email_filter(
+    standins: StandIns,
+) -> None:
+    getcourse = standins.getcourse
+    getcourse.email_filter_unknown = True
+    settings = standins.settings(**first_day_settings())
+    operator = Person(standins.telegram, OPERATOR_ID)
+    async with polling_bot(standins, settings) as app:
+        await app.services.sync.run(SyncKind.FULL)
+        getcourse.add_user(GetCourseUserRecord(id=187690002, email="newcomer@example.com"))
+        operator.says(f"/link {NOBODY} newcomer@example.com")
+        proposal = await operator.reply(lambda message: "GetCourse:" in (message.text or ""))
+        assert "найден пользователь <code>187690002</code>" in (proposal.text or "")
+        operator.says(f"/link {NOBODY} nobody@example.com")
+        await operator.reply(lambda message: "нет пользователя" in (message.text or ""))
+    # The 908 was learned once; each later miss read the day's registrations instead.
+    assert len([r for r in getcourse.requests if r.error_code == 908]) == 1
+    assert export_starts(standins)[-1] == window(TODAY, TODAY)
 
 
 async def test_an_ignored_email_filter_is_learned_and_single_misses_use_a_window(

@@ -843,6 +843,31 @@ async def test_the_first_poll_waits_for_the_build_not_for_reading_the_rows(
     assert delays[0] < slow_store
 
 
+async def test_polls_start_close_together_and_restart_small_after_an_early_poll(
+    standin: GetCourseStandIn, http: httpx.AsyncClient, budget: ExportBudget
+) -> None:
+    schedule = PollSchedule(first_delay=0.01, max_interval=1.0, growth=1.5, give_up_after=5.0)
+    delays: list[float] = []
+
+    async def recorded_sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(seconds)
+
+    client = GetCourseClient(http, KEY, budget, schedule, sleep=recorded_sleep)
+    standin.not_ready_polls = 3
+    assert await client.find_user_by_email("anna@example.org") is not None
+    # Nothing learned yet: the second poll comes as soon as the first, then the waits grow.
+    assert delays == pytest.approx([0.01, 0.01, 0.015, 0.0225])
+
+    delays.clear()
+    standin.not_ready_polls = 1
+    assert await client.find_user_by_email("ivan.petrov@example.com") is not None
+    # The first poll waited for the learned build time and came too early: the next one
+    # comes after the shortest wait, not after a grown interval.
+    assert delays[0] >= sum([0.01, 0.01, 0.015, 0.0225])
+    assert delays[1:] == pytest.approx([0.01])
+
+
 # ----- streamed exports (what a directory sync reads) ------------------------------------------
 
 
