@@ -60,7 +60,9 @@ class LookupPace:
     """Lookup exports spend the budget no faster than it refills: each request "costs"
     ``2 h / budget`` seconds, and the next export may start once all but one request of the
     earlier ones are paid off (so after a quiet spell an export starts at once). While less than
-    ``free_share`` of the budget is spent in the window (``used``), nothing is held back."""
+    ``free_share`` of the budget is spent in the window (``used``), nothing is held back, and
+    what is spent then is not owed afterwards: only requests past the free share are paid off,
+    so crossing it spreads the rest of the budget instead of stopping lookups for an hour."""
 
     def __init__(
         self, budget: int, window_seconds: float = WINDOW_SECONDS, free_share: float = 0.5
@@ -74,8 +76,11 @@ class LookupPace:
             return 0.0
         return self._paid_until - self.seconds_per_request
 
-    def spent(self, requests: int, at: float) -> None:
-        self._paid_until = max(self._paid_until, at) + requests * self.seconds_per_request
+    def spent(self, requests: int, at: float, used: int | None = None) -> None:
+        """``requests`` sent by an export started ``at``; ``used``: the window's count with
+        them (unknown: all of them are owed)."""
+        owed = requests if used is None else min(requests, max(0, int(used - self._free_below)))
+        self._paid_until = max(self._paid_until, at) + owed * self.seconds_per_request
 
 
 class LookupQueue:
@@ -250,7 +255,8 @@ class LookupQueue:
             answers = await self._exports.answer(asked_at, self.users_arrived)
         finally:
             if self.pace is not None:
-                self.pace.spent(self._getcourse.requests_sent - sent_before, started)
+                used = None if self._budget is None else await self._budget.used()
+                self.pace.spent(self._getcourse.requests_sent - sent_before, started, used)
         failed = any(isinstance(answer, GetCourseError) for answer in answers.values())
         self._failures = self._failures + 1 if failed else 0
         for email, answer in answers.items():

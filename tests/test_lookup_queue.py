@@ -59,10 +59,11 @@ async def test_the_pace_holds_nothing_back_while_half_the_budget_is_unspent(
 async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
     standins: StandIns,
 ) -> None:
-    # A budget of 4: Ivan's export (a start and a poll) spends half of it; from then on the
-    # pace spreads the rest (30 minutes a request).
+    # A budget of 4, paced from the first request: Ivan's export (a start and a poll) is owed
+    # for an hour (30 minutes a request), so the pace holds Maria's.
     settings = standins.settings(
         getcourse_pace_lookups=True,
+        getcourse_pace_free_share=0,
         getcourse_queued_notice_seconds=1.0,
         getcourse_export_budget=4,
         getcourse_sync_reserve=0,
@@ -71,7 +72,7 @@ async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
     async with polling_bot(standins, settings) as app:
         ivan.says("ivan.petrov@example.com")  # after a quiet spell: exported at once
         await ivan.reply("Готово")
-        maria.says("maria.sidorova@example.com")  # half the budget spent: the pace holds it
+        maria.says("maria.sidorova@example.com")  # Ivan's export still owed: the pace holds it
         await maria.reply("Сейчас")
         assert export_starts(standins) == [{"email": "ivan.petrov@example.com"}]
         operator = Person(standins.telegram, OPERATOR_ID)
@@ -93,8 +94,9 @@ async def test_lookups_are_paced_and_a_queued_one_survives_a_restart(
 async def test_cancel_drops_a_queued_lookup(standins: StandIns) -> None:
     settings = standins.settings(
         getcourse_pace_lookups=True,
+        getcourse_pace_free_share=0,
         getcourse_queued_notice_seconds=1.0,
-        getcourse_export_budget=4,  # Ivan's export spends half: the pace holds Anna's
+        getcourse_export_budget=4,  # Ivan's export is owed: the pace holds Anna's
         getcourse_sync_reserve=0,
     )
     ivan, anna = Person(standins.telegram, IVAN), Person(standins.telegram, ANNA)
@@ -142,6 +144,12 @@ def test_the_pace_spends_the_budget_no_faster_than_it_refills() -> None:
     assert pace.ready_at() == 10_000.0 + 2 * 120
     assert pace.ready_at(used=29) == 0.0  # less than half the budget spent: not held back
     assert pace.ready_at(used=30) == 10_000.0 + 2 * 120
+    crossing = LookupPace(budget=60)
+    for at in range(0, 280, 20):  # 28 requests in the free half: nothing owed for them
+        crossing.spent(2, at=float(at), used=at // 10 + 2)
+    assert crossing.ready_at(used=30) <= 280.0  # the first export past the half: at once
+    crossing.spent(2, at=300.0, used=32)  # past the half: these two are owed
+    assert crossing.ready_at(used=32) == 300.0 + 120
     paced_at_once = LookupPace(budget=60, free_share=0.0)  # GETCOURSE_PACE_FREE_SHARE=0
     paced_at_once.spent(2, at=1000.0)
     assert paced_at_once.ready_at(used=2) == 1000.0 + 120
