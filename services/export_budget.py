@@ -82,11 +82,10 @@ class RequestLedger:
 
     async def used(self) -> int:
         """Requests spent in the current window."""
-        row = await self._database.fetchone(
+        return await self._database.fetch_count(
             f"SELECT COUNT(*) FROM {self.table} WHERE at > ?",
             (self._clock() - WINDOW_SECONDS,),
         )
-        return int(row[0]) if row else 0
 
 
 class ExportBudget(RequestLedger):
