@@ -18,7 +18,7 @@ from services.erasure import Held
 from services.models import GetCourseUser
 from services.storage.directory import DirectoryRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
-from tests.operator_console import OPERATOR_CHAT, plain
+from tests.operator_console import OPERATOR_CHAT, operator_chat_notices, plain
 from tests.running import serving, webhook_settings
 
 SECRET = "gc-events-secret_0123456789"
@@ -82,6 +82,14 @@ async def count(app: App, sql: str) -> int:
 
 def callbacks(standins: StandIns) -> list[tuple[int, str]]:
     return [(item["client_id"], item["message"]) for item in standins.salebot.callbacks]
+
+
+async def operator_links_ivan(standins: StandIns, app: App) -> int:
+    """An operator links Ivan; his Salebot client, once the linked message has reached it."""
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    ivan_client = client_id(standins, IVAN)
+    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    return ivan_client
 
 
 async def test_a_link_writes_both_ids_into_getcourse_and_calls_the_funnel_back(
@@ -158,9 +166,7 @@ async def test_a_failing_import_is_retried_across_a_restart(
 async def test_an_event_reaches_salebot_as_variables_then_a_callback_once(
     standins: StandIns, app: App
 ) -> None:
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    ivan_client = await operator_links_ivan(standins, app)
 
     event = {"secret": SECRET, "event": "paid", "user_id": "187654321", "event_id": "order-77"}
     first = await post_event(app.settings, **event, amount="1500", offer="Старт")
@@ -220,9 +226,7 @@ async def test_an_event_for_someone_not_linked_yet_is_delivered_when_they_link(
 async def test_a_refused_event_changes_nothing(
     standins: StandIns, app: App, params: dict[str, str], status: int, reason: str
 ) -> None:
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    ivan_client = await operator_links_ivan(standins, app)
 
     answer = await post_event(app.settings, **params)
     assert answer.status_code == status
@@ -259,8 +263,7 @@ async def test_a_missing_getcourse_field_is_told_to_the_operators_once(
         await app.services.operators.link(OPERATOR_ID, MARIA, ANNA_GC)
         for person in (IVAN, MARIA):
             await eventually(lambda person=person: _write_failed(app, person))
-    messages = [plain(m.text or "") for m in standins.telegram.bot_messages(OPERATOR_CHAT)]
-    told = [text for text in messages if notice.split("—")[0] in text]
+    told = operator_chat_notices(standins, notice.split("—")[0])
     assert len(told) == 1
     assert notice in told[0]
     assert "create_fields=telegram_id, sb_id" in told[0]
@@ -275,9 +278,7 @@ async def _write_failed(app: App, telegram_id: int) -> bool:
 async def test_a_callback_that_may_have_landed_is_not_sent_again(
     standins: StandIns, app: App
 ) -> None:
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    await operator_links_ivan(standins, app)
     standins.salebot.fail_next("callback", status=502)
 
     answer = await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
@@ -297,9 +298,7 @@ async def test_a_callback_that_may_have_landed_is_not_sent_again(
 
 async def test_operators_see_the_field_write_and_the_events(standins: StandIns, app: App) -> None:
     operator = Person(standins.telegram, OPERATOR_ID)
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    ivan_client = await operator_links_ivan(standins, app)
     await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
     await post_event(app.settings, secret=SECRET, event="paid", email="nobody@example.com")
     await eventually(lambda: (ivan_client, "gc_paid") in callbacks(standins))

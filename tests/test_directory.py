@@ -30,7 +30,7 @@ from services.getcourse_tech import GetCourseTechClient
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
-from tests.operator_console import OPERATOR_CHAT, plain
+from tests.operator_console import OPERATOR_CHAT, operator_chat_notices, plain
 
 IVAN = 100000001
 MARIA = 100000002
@@ -40,6 +40,9 @@ SEED_BLOCKED = {"187654326": "banned", "187654325": "deactivated"}
 SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30
 WINDOW_DAYS = 200
 TECH_TOKEN = "dev-key-0123_school-key-4567"
+# How the operators' notices of blocked students and of a misconfigured GetCourse read.
+BLOCKED_NOTICE = "привязки заблокирован"
+MISCONFIGURED_NOTICE = "GetCourse: ошибка настройки"
 
 
 def sync_settings(**overrides: object) -> dict[str, object]:
@@ -313,14 +316,6 @@ def noticed_sync_settings(standins: StandIns) -> Settings:
     )
 
 
-def blocked_notices(standins: StandIns) -> list[str]:
-    return [
-        plain(message.text or "")
-        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
-        if "привязки заблокирован" in (message.text or "")
-    ]
-
-
 async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
     standins: StandIns,
 ) -> None:
@@ -339,7 +334,7 @@ async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
         card = await operator.reply(lambda message: f"Telegram {IVAN}" in (message.text or ""))
         link = await app.services.links.current_link(IVAN)
     # Shutting down delivered whatever notices were pending.
-    notices = blocked_notices(standins)
+    notices = operator_chat_notices(standins, BLOCKED_NOTICE)
     assert (first.blocked_links, second.blocked_links) == (1, 0)
     assert len(notices) == 1
     assert "заблокирован или отключён — 1." in notices[0]
@@ -360,7 +355,7 @@ async def test_linking_to_a_user_already_banned_links_and_tells_operators_once(
         await sergey.reply("Готово")
         again = await app.services.sync.run(SyncKind.FULL)
         link = await app.services.links.current_link(IVAN)
-    notices = blocked_notices(standins)
+    notices = operator_chat_notices(standins, BLOCKED_NOTICE)
     assert link is not None
     assert link.gc_user_id == "187654326"  # the key is right all the same
     assert again.blocked_links == 0  # the sync does not tell it a second time
@@ -571,7 +566,7 @@ async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
         await ivan.reply("Готово")  # answered by an export, not "not found"
         maria.says("ivan.petrov@example.com")
         await maria.reply("Готово")
-        await eventually(lambda: misconfigured_notices(standins))
+        await eventually(lambda: operator_chat_notices(standins, MISCONFIGURED_NOTICE))
         assert app.services.calls.status("getcourse").last_failure_cause == "config_error"
         # Once the Tech API answers as it should, a nobody is "not found" through it again.
         standins.getcourse.tech_api_missing = False
@@ -585,7 +580,9 @@ async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
         ("users", "ivan.petrov@example.com"),
         ("tech_get_fields", "nobody@example.com"),
     ]
-    [notice] = misconfigured_notices(standins)  # one notice for the two lookups
+    [notice] = operator_chat_notices(
+        standins, MISCONFIGURED_NOTICE
+    )  # one notice for the two lookups
     assert "— 1\n" in notice
     assert "/pl/api/v1" in notice
 
@@ -620,14 +617,6 @@ async def test_tech_api_404_is_not_found_only_as_getcourse_json(
     assert [notice.event for notice in notifier.notices] == [
         OperatorEvent.GETCOURSE_MISCONFIGURED
     ] * 2
-
-
-def misconfigured_notices(standins: StandIns) -> list[str]:
-    return [
-        plain(message.text or "")
-        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
-        if "GetCourse: ошибка настройки" in (message.text or "")
-    ]
 
 
 async def test_a_cut_off_export_answer_fails_the_window_and_keeps_it_for_the_next_run(
