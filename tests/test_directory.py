@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 
 import aiosqlite
 import httpx
 import pytest
 
-from bot.app import create_services
+from bot.app import Services, create_services
 from bot.settings import Settings
 from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
@@ -45,6 +47,16 @@ BLOCKED_NOTICE = "привязки заблокирован"
 MISCONFIGURED_NOTICE = "GetCourse: ошибка настройки"
 
 
+@asynccontextmanager
+async def services_of(settings: Settings) -> AsyncIterator[Services]:
+    """The services alone (no bot, no background loops), closed on the way out."""
+    services = await create_services(settings)
+    try:
+        yield services
+    finally:
+        await services.close()
+
+
 def sync_settings(**overrides: object) -> dict[str, object]:
     return {
         "getcourse_sync_since": SINCE,
@@ -53,6 +65,11 @@ def sync_settings(**overrides: object) -> dict[str, object]:
         "getcourse_sync_reserve": 0,
         **overrides,
     }
+
+
+def one_window_settings(standins: StandIns, **overrides: object) -> Settings:
+    """Settings whose full syncs read the whole seed in one window."""
+    return standins.settings(**sync_settings(getcourse_sync_window_days=5000, **overrides))
 
 
 def after(day: date) -> str:
@@ -178,22 +195,16 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
     getcourse = standins.getcourse
     getcourse.not_ready_polls = 10_000  # the first window's export keeps building
     settings = standins.settings(**sync_settings(), getcourse_lookup_timeout=60)
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         running = asyncio.create_task(services.sync.run(SyncKind.FULL))
         await eventually(lambda: any(r.endpoint == "exports" for r in getcourse.requests))
         running.cancel()  # what a kill leaves behind: the run and its export ID, in the database
         await asyncio.gather(running, return_exceptions=True)
-    finally:
-        await services.close()
     first_export = next(r.path for r in getcourse.requests if r.endpoint == "exports")
 
     getcourse.not_ready_polls = 0
-    services = await create_services(settings)  # a restart on the same database
-    try:
+    async with services_of(settings) as services:  # a restart on the same database
         result = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert result.complete
     assert result.rows == SEED_USERS
     # The first window was started once and collected after the restart by its saved ID.
@@ -206,15 +217,12 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
 async def test_incremental_sync_starts_where_the_last_complete_run_began(
     standins: StandIns,
 ) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)
         standins.getcourse.add_user(GetCourseUserRecord(id=187659999, email="newcomer@example.com"))
         starts_before = len(window_filters(standins))
         result = await services.sync.run(SyncKind.INCREMENTAL)
-    finally:
-        await services.close()
     assert result.complete
     assert result.rows == 1
     # The full run began today: the days since then are all an incremental run has to read.
@@ -232,9 +240,8 @@ class Recorder:
 
 
 async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: StandIns) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)
         await services.links.link(IVAN, IVAN, "ivan.petrov@example.com")
         ivan = standins.getcourse.user_by_email("ivan.petrov@example.com")
@@ -250,8 +257,6 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
         )
         result = await sync.run(SyncKind.FULL)
         link = await services.links.current_link(IVAN)
-    finally:
-        await services.close()
     assert (result.removed, result.orphaned_links) == (1, 1)
     assert "ivan.petrov@example.com" not in await directory_emails(standins)
     assert link is not None
@@ -264,16 +269,13 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
 
 
 async def test_full_sync_learns_who_is_banned_or_deactivated(standins: StandIns) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         result = await services.sync.run(SyncKind.FULL)
         statuses = await directory_statuses(standins)
         requests_before = len(standins.getcourse.requests)
         # A student's lookup still answers from the directory, with the real status.
         sergey = await services.directory.find_user_by_email("sergey.volkov@example.com")
-    finally:
-        await services.close()
     assert result.complete
     assert result.rows == SEED_USERS  # the status exports re-read users, not counted twice
     assert statuses == SEED_BLOCKED
@@ -286,9 +288,8 @@ async def test_full_sync_learns_who_is_banned_or_deactivated(standins: StandIns)
 async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sync(
     standins: StandIns,
 ) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)
         sergey = standins.getcourse.user_by_email("sergey.volkov@example.com")
         dmitry = standins.getcourse.user_by_email("dmitry.ivanov@example.net")
@@ -300,8 +301,6 @@ async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sy
         after_incremental = await directory_statuses(standins)
         await services.sync.run(SyncKind.FULL)
         after_full = await directory_statuses(standins)
-    finally:
-        await services.close()
     assert after_incremental == SEED_BLOCKED
     # Not banned any more is all the answer proves: NULL, not a guessed "active".
     assert after_full == {"187654325": "banned"}
@@ -309,10 +308,8 @@ async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sy
 
 def noticed_sync_settings(standins: StandIns) -> Settings:
     """One-window full syncs, operator notices sent soon to the operators' chat."""
-    return standins.settings(
-        **sync_settings(getcourse_sync_window_days=5000),
-        operator_chat_id=OPERATOR_CHAT,
-        operator_notice_interval=0.2,
+    return one_window_settings(
+        standins, operator_chat_id=OPERATOR_CHAT, operator_notice_interval=0.2
     )
 
 
@@ -367,13 +364,8 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
     standins: StandIns,
 ) -> None:
     # A budget of 6 with 2 in reserve: the one window and the banned export, then a pause.
-    settings = standins.settings(
-        **sync_settings(
-            getcourse_sync_window_days=5000, getcourse_export_budget=6, getcourse_sync_reserve=2
-        )
-    )
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins, getcourse_export_budget=6, getcourse_sync_reserve=2)
+    async with services_of(settings) as services:
         paused = await services.sync.run(SyncKind.FULL)
         spent = await services.budget.used()
         after_pause = await directory_statuses(standins)
@@ -382,8 +374,6 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
         with pytest.raises(GetCourseUnavailable):
             await services.sync.run(SyncKind.FULL)
         resumed = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert not paused.complete
     assert spent == 4
     assert after_pause == {"187654326": "banned"}
@@ -397,14 +387,10 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
 
 async def test_a_status_export_cut_off_resumes_at_its_saved_export(standins: StandIns) -> None:
     getcourse = standins.getcourse
-    settings = standins.settings(
-        **sync_settings(
-            getcourse_sync_window_days=5000, getcourse_export_budget=4, getcourse_sync_reserve=0
-        ),
-        getcourse_lookup_timeout=60,
+    settings = one_window_settings(
+        standins, getcourse_export_budget=4, getcourse_sync_reserve=0, getcourse_lookup_timeout=60
     )
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)  # the window and the banned export
         services.budget.limit = 100
         getcourse.not_ready_polls = 10_000  # the deactivated export keeps building
@@ -416,8 +402,6 @@ async def test_a_status_export_cut_off_resumes_at_its_saved_export(standins: Sta
         await asyncio.gather(running, return_exceptions=True)
         getcourse.not_ready_polls = 0
         result = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert result.complete
     assert status_filters(standins) == ["banned", "deactivated"]  # started once, collected later
     assert await directory_statuses(standins) == SEED_BLOCKED
@@ -431,9 +415,8 @@ async def test_directory_answers_carry_phones_in_international_form(standins: St
                 id=187670000 + number, email=f"phone{number}@example.com", phone=phone
             )
         )
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)
         directory = DirectoryRepository(services.database)
 
@@ -454,8 +437,6 @@ async def test_directory_answers_carry_phones_in_international_form(standins: St
                 "916 000 11 22",
             )
         }
-    finally:
-        await services.close()
     assert ivan is not None
     assert ivan.phone == "+79161234567"  # as a live export gives it, not "79161234567"
     ivans = [("187654321", "+79161234567")]
@@ -476,16 +457,13 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
     settings = standins.settings(
         **sync_settings(getcourse_export_budget=10, getcourse_sync_reserve=6)
     )
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         paused = await services.sync.run(SyncKind.FULL)
         spent = await services.budget.used()
         # A live lookup (not in the two windows synced) still has the reserve.
         found = await services.directory.find_user_by_email("alexey.sokolov@example.com")
         services.budget.limit = 100  # the window cleared
         resumed = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert not paused.complete
     assert spent == 4
     assert found is not None
@@ -495,14 +473,11 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
 
 
 async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)
         assert await services.directory.find_user_by_email("nobody@example.com") is None
         used = await services.budget.used()
-    finally:
-        await services.close()
     # One window and two status exports (a start and a poll each), then the lookup's export.
     assert used == len([r for r in standins.getcourse.requests if r.counted]) == 8
 
@@ -622,16 +597,13 @@ async def test_tech_api_404_is_not_found_only_as_getcourse_json(
 async def test_a_cut_off_export_answer_fails_the_window_and_keeps_it_for_the_next_run(
     standins: StandIns,
 ) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    settings = one_window_settings(standins)
     truncated = '{"success": true, "info": {"fields": ["id", "Email"], "items": [["1", "a@b.c"], ['
     standins.getcourse.faults.add("exports", Fault(status=200, body=truncated))
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         with pytest.raises(GetCourseBadResponse):
             await services.sync.run(SyncKind.FULL)
         retried = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert retried.complete
     assert retried.rows == SEED_USERS
     assert len(window_filters(standins)) == 1  # the saved export was collected, not restarted
@@ -671,9 +643,7 @@ async def test_the_running_bot_syncs_on_schedule(standins: StandIns) -> None:
 
 async def test_concurrent_misses_share_one_export(standins: StandIns) -> None:
     getcourse = standins.getcourse
-    settings = standins.settings(
-        **sync_settings(getcourse_sync_window_days=5000, getcourse_coalesce_seconds=0.5)
-    )
+    settings = one_window_settings(standins, getcourse_coalesce_seconds=0.5)
     async with polling_bot(standins, settings) as app:
         await app.services.sync.run(SyncKind.FULL)
         starts_after_sync = len([r for r in getcourse.requests if r.endpoint == "users"])

@@ -98,6 +98,13 @@ async def ivan(standins: StandIns, app: App) -> Person:
     return await proof_asked_of(standins, IVAN)
 
 
+async def asks_support(standins: StandIns, person: Person) -> SentMessage:
+    """The person asks the operators to confirm; the card the operators' chat gets."""
+    person.says("🙋 Попросить поддержку")
+    await person.reply("Запрос отправлен")
+    return await standins.telegram.wait_for_message(OPERATOR_CHAT)
+
+
 def share_contact(person: Person, phone: str, *, of: int | None = None) -> None:
     """``of``: whose contact it is (Telegram's ``contact.user_id``); the sender's own by default."""
     contact = {"phone_number": phone, "first_name": "Ivan", "user_id": of or person.user_id}
@@ -262,9 +269,7 @@ async def test_expired_and_many_codes_prove_nothing(
 async def test_operators_refusal_proves_nothing(
     standins: StandIns, app: App, maria: Person
 ) -> None:
-    maria.says("🙋 Попросить поддержку")
-    await maria.reply("Запрос отправлен")
-    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
+    card = await asks_support(standins, maria)
     assert f"Telegram {MARIA}" in (card.text or "")
     refuse = next(data for text, data in card.buttons() if "Отказать" in text)
     standins.telegram.press_button(OPERATOR_ID, card.message_id, refuse, chat_id=OPERATOR_CHAT)
@@ -353,12 +358,9 @@ async def test_owner_links_with_the_emailed_code(
 async def test_owner_links_when_an_operator_confirms(
     standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan.says("🙋 Попросить поддержку")
-    await ivan.reply("Запрос отправлен")
+    card = await asks_support(standins, ivan)
     ivan.says("🙋 Попросить поддержку")
     await ivan.reply("уже у поддержки")
-
-    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
     assert f"Telegram {IVAN}" in plain(card.text or "")
     # The operator chat is a group: the email and the phone are masked, as on every card there.
     assert "i***@example.com" in plain(card.text or "")
@@ -391,9 +393,7 @@ async def test_owner_links_when_an_operator_confirms(
 async def test_a_card_for_a_proof_given_another_way_is_out_of_date(
     standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan.says("🙋 Попросить поддержку")
-    await ivan.reply("Запрос отправлен")
-    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
+    card = await asks_support(standins, ivan)
     share_contact(ivan, IVAN_PHONE)
     await ivan.reply("Готово")
 
