@@ -57,6 +57,14 @@ async def services_of(settings: Settings) -> AsyncIterator[Services]:
         await services.close()
 
 
+@asynccontextmanager
+async def fully_synced(standins: StandIns) -> AsyncIterator[Services]:
+    """The services once a one-window full sync has copied GetCourse's users."""
+    async with services_of(one_window_settings(standins)) as services:
+        await services.sync.run(SyncKind.FULL)
+        yield services
+
+
 def sync_settings(**overrides: object) -> dict[str, object]:
     return {
         "getcourse_sync_since": SINCE,
@@ -217,9 +225,7 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
 async def test_incremental_sync_starts_where_the_last_complete_run_began(
     standins: StandIns,
 ) -> None:
-    settings = one_window_settings(standins)
-    async with services_of(settings) as services:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         standins.getcourse.add_user(GetCourseUserRecord(id=187659999, email="newcomer@example.com"))
         starts_before = len(window_filters(standins))
         result = await services.sync.run(SyncKind.INCREMENTAL)
@@ -240,9 +246,7 @@ class Recorder:
 
 
 async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: StandIns) -> None:
-    settings = one_window_settings(standins)
-    async with services_of(settings) as services:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         await services.links.link(IVAN, IVAN, "ivan.petrov@example.com")
         ivan = standins.getcourse.user_by_email("ivan.petrov@example.com")
         assert ivan is not None
@@ -288,9 +292,7 @@ async def test_full_sync_learns_who_is_banned_or_deactivated(standins: StandIns)
 async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sync(
     standins: StandIns,
 ) -> None:
-    settings = one_window_settings(standins)
-    async with services_of(settings) as services:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         sergey = standins.getcourse.user_by_email("sergey.volkov@example.com")
         dmitry = standins.getcourse.user_by_email("dmitry.ivanov@example.net")
         assert sergey is not None
@@ -415,9 +417,7 @@ async def test_directory_answers_carry_phones_in_international_form(standins: St
                 id=187670000 + number, email=f"phone{number}@example.com", phone=phone
             )
         )
-    settings = one_window_settings(standins)
-    async with services_of(settings) as services:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         directory = DirectoryRepository(services.database)
 
         async def phones(typed: str) -> list[tuple[str, str]]:
@@ -473,9 +473,7 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
 
 
 async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -> None:
-    settings = one_window_settings(standins)
-    async with services_of(settings) as services:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         assert await services.directory.find_user_by_email("nobody@example.com") is None
         used = await services.budget.used()
     # One window and two status exports (a start and a poll each), then the lookup's export.
