@@ -50,9 +50,11 @@ class ProofButtonText(Filter):
 def router() -> Router:
     router = Router(name="proof")
     router.message.filter(F.chat.type == "private")
-    router.message.register(on_contact, F.contact)
+    router.message.register(on_proof_answer, F.contact)
     router.message.register(on_proof_button, ProofButtonText())
-    router.message.register(on_code, StateFilter(LinkDialog.proving), F.text.regexp(CODE_PATTERN))
+    router.message.register(
+        on_proof_answer, StateFilter(LinkDialog.proving), F.text.regexp(CODE_PATTERN)
+    )
     return router
 
 
@@ -63,32 +65,24 @@ def operator_router() -> Router:
     return router
 
 
-async def on_contact(
+async def on_proof_answer(
     message: Message,
     state: FSMContext,
     link_service: LinkService,
     texts: Texts,
     event_from_user: User,
 ) -> None:
-    assert message.contact is not None
-    if not link_service.proof_methods:
+    """A shared contact or a typed code: the person's answer to the proof request."""
+    if message.contact is None:
+        assert message.text is not None
+        outcome = await link_service.prove_code(event_from_user.id, message.text)
+    elif link_service.proof_methods:
+        outcome = await link_service.prove_contact(
+            event_from_user.id, message.contact.user_id, message.contact.phone_number
+        )
+    else:
         await message.answer(texts.render("not_text"))
         return
-    outcome = await link_service.prove_contact(
-        event_from_user.id, message.contact.user_id, message.contact.phone_number
-    )
-    await _tell(message, state, texts, outcome)
-
-
-async def on_code(
-    message: Message,
-    state: FSMContext,
-    link_service: LinkService,
-    texts: Texts,
-    event_from_user: User,
-) -> None:
-    assert message.text is not None
-    outcome = await link_service.prove_code(event_from_user.id, message.text)
     await _tell(message, state, texts, outcome)
 
 

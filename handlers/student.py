@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import math
+from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandStart, StateFilter
+from aiogram.filters import Command, CommandStart, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove, User
 from aiogram.utils.chat_action import ChatActionSender
@@ -28,6 +29,7 @@ from services.errors import (
 )
 from services.linking import LinkOutcome, LinkService, LookupResult, Queued, result_of
 from services.lookup_queue import LookupQueue
+from services.models import Link
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,12 @@ def router() -> Router:
     router.message.register(on_forget, Command("forget"))
     router.callback_query.register(on_forget_button, ForgetButton.filter())
     router.message.register(on_unknown_command, F.text.startswith("/"))
-    # While proving, another text than a code is another email.
+    router.message.register(on_already_linked, StateFilter(None), F.text, HasLink())
+    # Someone not linked yet may just type their email without /start: take it as one. While
+    # proving, another text than a code is another email.
     router.message.register(
-        on_email, StateFilter(LinkDialog.waiting_email, LinkDialog.proving), F.text
+        on_email, StateFilter(None, LinkDialog.waiting_email, LinkDialog.proving), F.text
     )
-    router.message.register(on_text_without_dialog, StateFilter(None), F.text)
     router.message.register(on_not_text)
     return router
 
@@ -159,30 +162,17 @@ async def on_unknown_command(message: Message, texts: Texts) -> None:
     await message.answer(texts.render("unknown_command"))
 
 
-async def on_text_without_dialog(
-    message: Message,
-    event_from_user: User,
-    bot: Bot,
-    state: FSMContext,
-    link_service: LinkService,
-    texts: Texts,
-    lookup_queue: LookupQueue,
-    queued_notice_after: float = 0.0,
-) -> None:
-    """Someone not linked yet may just type their email without /start: take it as one."""
-    link = await link_service.current_link(event_from_user.id)
-    if link is None:
-        await on_email(
-            message,
-            event_from_user,
-            bot,
-            state,
-            link_service,
-            texts,
-            lookup_queue,
-            queued_notice_after,
-        )
-        return
+class HasLink(Filter):
+    """The sender is linked: their link is handed over as ``link``."""
+
+    async def __call__(
+        self, message: Message, event_from_user: User, link_service: LinkService
+    ) -> bool | dict[str, Any]:
+        link = await link_service.current_link(event_from_user.id)
+        return False if link is None else {"link": link}
+
+
+async def on_already_linked(message: Message, texts: Texts, link: Link) -> None:
     await message.answer(texts.render("already_linked", email=mask_email(link.email)))
 
 

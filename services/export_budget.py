@@ -51,14 +51,10 @@ class RequestLedger:
                 row = await cursor.fetchone()
             used, oldest = (int(row[0]), row[1]) if row else (0, None)
             if used >= self.limit:
-                # "is not None": a timestamp of 0.0 (an injected clock) is still the oldest request.
-                retry_after = (
-                    float(oldest) + WINDOW_SECONDS - now if oldest is not None else WINDOW_SECONDS
-                )
                 raise GetCourseBudgetExhausted(
                     f"{self.label} budget spent: {used} of {self.limit} requests "
                     "in the last 2 hours",
-                    retry_after=max(retry_after, 0.0),
+                    retry_after=seconds_until_room(oldest, WINDOW_SECONDS, now),
                 )
             await tx.execute(f"INSERT INTO {self.table} (at, kind) VALUES (?, ?)", (now, kind))
 
@@ -82,11 +78,17 @@ class RequestLedger:
 
     async def used(self) -> int:
         """Requests spent in the current window."""
-        row = await self._database.fetchone(
+        return await self._database.fetch_count(
             f"SELECT COUNT(*) FROM {self.table} WHERE at > ?",
             (self._clock() - WINDOW_SECONDS,),
         )
-        return int(row[0]) if row else 0
+
+
+def seconds_until_room(oldest: float | None, window: float, now: float) -> float:
+    """When a full rolling ``window`` has room again: once its ``oldest`` entry leaves it
+    (the whole window when that is unknown)."""
+    # "is not None": a timestamp of 0.0 (an injected clock) is still the oldest entry.
+    return max(oldest + window - now if oldest is not None else window, 0.0)
 
 
 class ExportBudget(RequestLedger):

@@ -376,20 +376,17 @@ class LinkService:
         return outcome
 
     def _count_failed_proof(self) -> None:
-        count = self._failed_proofs.record()
-        if count is not None:
-            log.warning("%d failed proofs of ownership in the last hour", count)
-            self._notifier.notify(
-                OperatorNotice(OperatorEvent.PROOF_FAILURES, {"last_hour": str(count)})
-            )
+        self._count(self._failed_proofs, OperatorEvent.PROOF_FAILURES, "failed proofs of ownership")
 
     def _count_unknown_email(self) -> None:
-        count = self._unknown_emails.record()
+        self._count(self._unknown_emails, OperatorEvent.UNKNOWN_EMAILS, "emails not in GetCourse")
+
+    def _count(self, watch: BurstWatch, event: OperatorEvent, what: str) -> None:
+        """One more of ``what``; the operators hear of a burst of them."""
+        count = watch.record()
         if count is not None:
-            log.warning("%d emails not in GetCourse in the last hour", count)
-            self._notifier.notify(
-                OperatorNotice(OperatorEvent.UNKNOWN_EMAILS, {"last_hour": str(count)})
-            )
+            log.warning("%d %s in the last hour", count, what)
+            self._notifier.notify(OperatorNotice(event, {"last_hour": str(count)}))
 
     # --- storing a link ---------------------------------------------------------------------
 

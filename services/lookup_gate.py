@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.errors import TooManyAttempts
+from services.export_budget import seconds_until_room
 from services.storage.database import Database
 from services.storage.lookups import LookupLog
 
@@ -40,7 +41,7 @@ class LookupGate:
             if mine >= self._limits.per_person_per_hour:
                 raise TooManyAttempts(
                     f"telegram {telegram_id}: {mine} lookups in the last hour",
-                    retry_after=_retry_after(my_oldest, now),
+                    retry_after=seconds_until_room(my_oldest, HOUR, now),
                 )
             return await LookupLog.add(tx, telegram_id, now)
 
@@ -58,7 +59,3 @@ class LookupGate:
     async def settle(self, lookup_id: int, outcome: str) -> None:
         async with self._database.transaction() as tx:
             await LookupLog.settle(tx, lookup_id, outcome)
-
-
-def _retry_after(oldest: float | None, now: float) -> float:
-    return max((oldest + HOUR - now) if oldest is not None else HOUR, 0.0)

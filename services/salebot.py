@@ -157,8 +157,8 @@ class SalebotClient:
     async def get_variables(self, client_id: int) -> dict[str, str]:
         # A project may keep its own variable called "status", so only an answer that holds
         # nothing but a status (and its message) is read as one.
-        body = await self._call(
-            "get_variables", params={"client_id": str(client_id)}, status_only_if_alone=True
+        body = await self._get(
+            "get_variables", {"client_id": str(client_id)}, status_only_if_alone=True
         )
         if not isinstance(body, dict):
             raise SalebotBadResponse("get_variables: not an object")
@@ -168,7 +168,7 @@ class SalebotClient:
 
     async def connected_channels(self) -> list[SalebotChannel]:
         """Every channel of the project, flattened across platforms."""
-        body = await self._call("connected_channels", method="GET")
+        body = await self._get("connected_channels")
         if not isinstance(body, dict):
             raise SalebotBadResponse("connected_channels: not an object")
         channels = []
@@ -182,29 +182,23 @@ class SalebotClient:
                     channels.append(channel.model_copy(update={"platform": platform}))
         return channels
 
-    async def _call(
+    async def _get(
         self,
         action: str,
-        *,
-        json: Any = None,
         params: dict[str, str] | None = None,
-        method: str | None = None,
+        *,
         status_only_if_alone: bool = False,
     ) -> Any:
-        """The JSON body of a successful answer; raises the typed error of any other."""
+        """The JSON body of a successful GET; raises the typed error of any other answer."""
         with self._calls.track(SALEBOT, action):
-            answer = await self._request(action, json=json, params=params, method=method)
+            answer = await self._request(action, params=params)
             return _checked(action, answer, status_only_if_alone=status_only_if_alone)
 
     async def _request(
-        self,
-        action: str,
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        method: str | None = None,
+        self, action: str, *, json: Any = None, params: dict[str, str] | None = None
     ) -> _Answer:
-        verb = method or ("POST" if json is not None else "GET")
+        """A POST of ``json``, or else a GET with ``params``."""
+        verb = "POST" if json is not None else "GET"
         try:
             response = await self._http.request(
                 verb, f"/api/{self._api_key}/{action}", json=json, params=params

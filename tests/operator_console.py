@@ -132,6 +132,12 @@ def plain(markup: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
+def operator_chat_notices(standins: StandIns, marker: str) -> list[str]:
+    """What the bot told the operators' chat in messages that contain ``marker``, as read."""
+    texts = [plain(message.text or "") for message in standins.telegram.bot_messages(OPERATOR_CHAT)]
+    return [text for text in texts if marker in text]
+
+
 async def console_for(standins: StandIns, **settings: Any) -> AsyncGenerator[Console, None]:
     config = standins.settings(**{"operator_chat_id": OPERATOR_CHAT, **settings})
     services = await create_services(config)

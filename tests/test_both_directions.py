@@ -18,7 +18,7 @@ from services.erasure import Held
 from services.models import GetCourseUser
 from services.storage.directory import DirectoryRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
-from tests.operator_console import OPERATOR_CHAT, plain
+from tests.operator_console import OPERATOR_CHAT, operator_chat_notices, plain
 from tests.running import serving, webhook_settings
 
 SECRET = "gc-events-secret_0123456789"
@@ -69,6 +69,13 @@ def gc_fields(standins: StandIns, email: str) -> dict[str, str]:
     return {title: user.custom.get(title, "") for title in FIELDS}
 
 
+async def getcourse_names(standins: StandIns, email: str, telegram_id: int) -> None:
+    """Until the GetCourse user of ``email`` holds this person's Telegram ID and Salebot client."""
+    salebot_id = str(client_id(standins, telegram_id))
+    expected = {"telegram_id": str(telegram_id), "sb_id": salebot_id}
+    await eventually(lambda: gc_fields(standins, email) == expected)
+
+
 async def post_event(settings: Settings, **params: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=f"http://{settings.http_listen}", timeout=5) as http:
         return await http.post("/getcourse/events", data=params)
@@ -82,6 +89,14 @@ async def count(app: App, sql: str) -> int:
 
 def callbacks(standins: StandIns) -> list[tuple[int, str]]:
     return [(item["client_id"], item["message"]) for item in standins.salebot.callbacks]
+
+
+async def operator_links_ivan(standins: StandIns, app: App) -> int:
+    """An operator links Ivan; his Salebot client, once the linked message has reached it."""
+    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    ivan_client = client_id(standins, IVAN)
+    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    return ivan_client
 
 
 async def test_a_link_writes_both_ids_into_getcourse_and_calls_the_funnel_back(
@@ -158,9 +173,7 @@ async def test_a_failing_import_is_retried_across_a_restart(
 async def test_an_event_reaches_salebot_as_variables_then_a_callback_once(
     standins: StandIns, app: App
 ) -> None:
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    ivan_client = await operator_links_ivan(standins, app)
 
     event = {"secret": SECRET, "event": "paid", "user_id": "187654321", "event_id": "order-77"}
     first = await post_event(app.settings, **event, amount="1500", offer="Старт")
@@ -220,9 +233,7 @@ async def test_an_event_for_someone_not_linked_yet_is_delivered_when_they_link(
 async def test_a_refused_event_changes_nothing(
     standins: StandIns, app: App, params: dict[str, str], status: int, reason: str
 ) -> None:
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    ivan_client = await operator_links_ivan(standins, app)
 
     answer = await post_event(app.settings, **params)
     assert answer.status_code == status
@@ -259,8 +270,7 @@ async def test_a_missing_getcourse_field_is_told_to_the_operators_once(
         await app.services.operators.link(OPERATOR_ID, MARIA, ANNA_GC)
         for person in (IVAN, MARIA):
             await eventually(lambda person=person: _write_failed(app, person))
-    messages = [plain(m.text or "") for m in standins.telegram.bot_messages(OPERATOR_CHAT)]
-    told = [text for text in messages if notice.split("—")[0] in text]
+    told = operator_chat_notices(standins, notice.split("—")[0])
     assert len(told) == 1
     assert notice in told[0]
     assert "create_fields=telegram_id, sb_id" in told[0]
@@ -275,9 +285,7 @@ async def _write_failed(app: App, telegram_id: int) -> bool:
 async def test_a_callback_that_may_have_landed_is_not_sent_again(
     standins: StandIns, app: App
 ) -> None:
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    await operator_links_ivan(standins, app)
     standins.salebot.fail_next("callback", status=502)
 
     answer = await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
@@ -297,9 +305,7 @@ async def test_a_callback_that_may_have_landed_is_not_sent_again(
 
 async def test_operators_see_the_field_write_and_the_events(standins: StandIns, app: App) -> None:
     operator = Person(standins.telegram, OPERATOR_ID)
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-    ivan_client = client_id(standins, IVAN)
-    await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
+    ivan_client = await operator_links_ivan(standins, app)
     await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
     await post_event(app.settings, secret=SECRET, event="paid", email="nobody@example.com")
     await eventually(lambda: (ivan_client, "gc_paid") in callbacks(standins))
@@ -384,13 +390,7 @@ async def test_a_replaced_link_moves_the_getcourse_fields_to_the_new_account(
         await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
         maria.says(IVAN_GC.email)  # the same GetCourse user claimed by a second account
         await maria.reply("Готово")
-        maria_client = str(client_id(standins, MARIA))
-        await eventually(
-            lambda: (
-                gc_fields(standins, IVAN_GC.email)
-                == {"telegram_id": str(MARIA), "sb_id": maria_client}
-            )
-        )
+        await getcourse_names(standins, IVAN_GC.email, MARIA)
 
 
 async def test_the_events_endpoint_is_rate_limited(
@@ -446,10 +446,4 @@ async def test_only_a_proven_link_reaches_getcourse(
         contact = {"phone_number": "+79161234567", "first_name": "Ivan", "user_id": IVAN}
         standins.telegram.send_message(IVAN, contact=contact)
         await ivan.reply("Готово")
-        ivan_client = str(client_id(standins, IVAN))
-        await eventually(
-            lambda: (
-                gc_fields(standins, IVAN_GC.email)
-                == {"telegram_id": str(IVAN), "sb_id": ivan_client}
-            )
-        )
+        await getcourse_names(standins, IVAN_GC.email, IVAN)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 
 import aiosqlite
 import httpx
 import pytest
 
-from bot.app import create_services
+from bot.app import Services, create_services
 from bot.settings import Settings
 from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
@@ -30,7 +32,7 @@ from services.getcourse_tech import GetCourseTechClient
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
-from tests.operator_console import OPERATOR_CHAT, plain
+from tests.operator_console import OPERATOR_CHAT, operator_chat_notices, plain
 
 IVAN = 100000001
 MARIA = 100000002
@@ -40,6 +42,27 @@ SEED_BLOCKED = {"187654326": "banned", "187654325": "deactivated"}
 SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30
 WINDOW_DAYS = 200
 TECH_TOKEN = "dev-key-0123_school-key-4567"
+# How the operators' notices of blocked students and of a misconfigured GetCourse read.
+BLOCKED_NOTICE = "привязки заблокирован"
+MISCONFIGURED_NOTICE = "GetCourse: ошибка настройки"
+
+
+@asynccontextmanager
+async def services_of(settings: Settings) -> AsyncIterator[Services]:
+    """The services alone (no bot, no background loops), closed on the way out."""
+    services = await create_services(settings)
+    try:
+        yield services
+    finally:
+        await services.close()
+
+
+@asynccontextmanager
+async def fully_synced(standins: StandIns) -> AsyncIterator[Services]:
+    """The services once a one-window full sync has copied GetCourse's users."""
+    async with services_of(one_window_settings(standins)) as services:
+        await services.sync.run(SyncKind.FULL)
+        yield services
 
 
 def sync_settings(**overrides: object) -> dict[str, object]:
@@ -50,6 +73,11 @@ def sync_settings(**overrides: object) -> dict[str, object]:
         "getcourse_sync_reserve": 0,
         **overrides,
     }
+
+
+def one_window_settings(standins: StandIns, **overrides: object) -> Settings:
+    """Settings whose full syncs read the whole seed in one window."""
+    return standins.settings(**sync_settings(getcourse_sync_window_days=5000, **overrides))
 
 
 def after(day: date) -> str:
@@ -175,22 +203,16 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
     getcourse = standins.getcourse
     getcourse.not_ready_polls = 10_000  # the first window's export keeps building
     settings = standins.settings(**sync_settings(), getcourse_lookup_timeout=60)
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         running = asyncio.create_task(services.sync.run(SyncKind.FULL))
         await eventually(lambda: any(r.endpoint == "exports" for r in getcourse.requests))
         running.cancel()  # what a kill leaves behind: the run and its export ID, in the database
         await asyncio.gather(running, return_exceptions=True)
-    finally:
-        await services.close()
     first_export = next(r.path for r in getcourse.requests if r.endpoint == "exports")
 
     getcourse.not_ready_polls = 0
-    services = await create_services(settings)  # a restart on the same database
-    try:
+    async with services_of(settings) as services:  # a restart on the same database
         result = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert result.complete
     assert result.rows == SEED_USERS
     # The first window was started once and collected after the restart by its saved ID.
@@ -203,15 +225,10 @@ async def test_sync_killed_mid_window_resumes_at_its_saved_export(standins: Stan
 async def test_incremental_sync_starts_where_the_last_complete_run_began(
     standins: StandIns,
 ) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         standins.getcourse.add_user(GetCourseUserRecord(id=187659999, email="newcomer@example.com"))
         starts_before = len(window_filters(standins))
         result = await services.sync.run(SyncKind.INCREMENTAL)
-    finally:
-        await services.close()
     assert result.complete
     assert result.rows == 1
     # The full run began today: the days since then are all an incremental run has to read.
@@ -229,10 +246,7 @@ class Recorder:
 
 
 async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: StandIns) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         await services.links.link(IVAN, IVAN, "ivan.petrov@example.com")
         ivan = standins.getcourse.user_by_email("ivan.petrov@example.com")
         assert ivan is not None
@@ -247,8 +261,6 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
         )
         result = await sync.run(SyncKind.FULL)
         link = await services.links.current_link(IVAN)
-    finally:
-        await services.close()
     assert (result.removed, result.orphaned_links) == (1, 1)
     assert "ivan.petrov@example.com" not in await directory_emails(standins)
     assert link is not None
@@ -261,16 +273,13 @@ async def test_full_sync_drops_deleted_users_and_flags_their_links(standins: Sta
 
 
 async def test_full_sync_learns_who_is_banned_or_deactivated(standins: StandIns) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins)
+    async with services_of(settings) as services:
         result = await services.sync.run(SyncKind.FULL)
         statuses = await directory_statuses(standins)
         requests_before = len(standins.getcourse.requests)
         # A student's lookup still answers from the directory, with the real status.
         sergey = await services.directory.find_user_by_email("sergey.volkov@example.com")
-    finally:
-        await services.close()
     assert result.complete
     assert result.rows == SEED_USERS  # the status exports re-read users, not counted twice
     assert statuses == SEED_BLOCKED
@@ -283,10 +292,7 @@ async def test_full_sync_learns_who_is_banned_or_deactivated(standins: StandIns)
 async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sync(
     standins: StandIns,
 ) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         sergey = standins.getcourse.user_by_email("sergey.volkov@example.com")
         dmitry = standins.getcourse.user_by_email("dmitry.ivanov@example.net")
         assert sergey is not None
@@ -297,8 +303,6 @@ async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sy
         after_incremental = await directory_statuses(standins)
         await services.sync.run(SyncKind.FULL)
         after_full = await directory_statuses(standins)
-    finally:
-        await services.close()
     assert after_incremental == SEED_BLOCKED
     # Not banned any more is all the answer proves: NULL, not a guessed "active".
     assert after_full == {"187654325": "banned"}
@@ -306,19 +310,9 @@ async def test_a_user_unbanned_in_getcourse_loses_the_status_at_the_next_full_sy
 
 def noticed_sync_settings(standins: StandIns) -> Settings:
     """One-window full syncs, operator notices sent soon to the operators' chat."""
-    return standins.settings(
-        **sync_settings(getcourse_sync_window_days=5000),
-        operator_chat_id=OPERATOR_CHAT,
-        operator_notice_interval=0.2,
+    return one_window_settings(
+        standins, operator_chat_id=OPERATOR_CHAT, operator_notice_interval=0.2
     )
-
-
-def blocked_notices(standins: StandIns) -> list[str]:
-    return [
-        plain(message.text or "")
-        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
-        if "привязки заблокирован" in (message.text or "")
-    ]
 
 
 async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
@@ -339,7 +333,7 @@ async def test_a_linked_student_banned_in_getcourse_is_told_to_operators_once(
         card = await operator.reply(lambda message: f"Telegram {IVAN}" in (message.text or ""))
         link = await app.services.links.current_link(IVAN)
     # Shutting down delivered whatever notices were pending.
-    notices = blocked_notices(standins)
+    notices = operator_chat_notices(standins, BLOCKED_NOTICE)
     assert (first.blocked_links, second.blocked_links) == (1, 0)
     assert len(notices) == 1
     assert "заблокирован или отключён — 1." in notices[0]
@@ -360,7 +354,7 @@ async def test_linking_to_a_user_already_banned_links_and_tells_operators_once(
         await sergey.reply("Готово")
         again = await app.services.sync.run(SyncKind.FULL)
         link = await app.services.links.current_link(IVAN)
-    notices = blocked_notices(standins)
+    notices = operator_chat_notices(standins, BLOCKED_NOTICE)
     assert link is not None
     assert link.gc_user_id == "187654326"  # the key is right all the same
     assert again.blocked_links == 0  # the sync does not tell it a second time
@@ -372,13 +366,8 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
     standins: StandIns,
 ) -> None:
     # A budget of 6 with 2 in reserve: the one window and the banned export, then a pause.
-    settings = standins.settings(
-        **sync_settings(
-            getcourse_sync_window_days=5000, getcourse_export_budget=6, getcourse_sync_reserve=2
-        )
-    )
-    services = await create_services(settings)
-    try:
+    settings = one_window_settings(standins, getcourse_export_budget=6, getcourse_sync_reserve=2)
+    async with services_of(settings) as services:
         paused = await services.sync.run(SyncKind.FULL)
         spent = await services.budget.used()
         after_pause = await directory_statuses(standins)
@@ -387,8 +376,6 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
         with pytest.raises(GetCourseUnavailable):
             await services.sync.run(SyncKind.FULL)
         resumed = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert not paused.complete
     assert spent == 4
     assert after_pause == {"187654326": "banned"}
@@ -402,14 +389,10 @@ async def test_status_exports_stop_at_the_reserve_and_a_failed_one_keeps_the_win
 
 async def test_a_status_export_cut_off_resumes_at_its_saved_export(standins: StandIns) -> None:
     getcourse = standins.getcourse
-    settings = standins.settings(
-        **sync_settings(
-            getcourse_sync_window_days=5000, getcourse_export_budget=4, getcourse_sync_reserve=0
-        ),
-        getcourse_lookup_timeout=60,
+    settings = one_window_settings(
+        standins, getcourse_export_budget=4, getcourse_sync_reserve=0, getcourse_lookup_timeout=60
     )
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         await services.sync.run(SyncKind.FULL)  # the window and the banned export
         services.budget.limit = 100
         getcourse.not_ready_polls = 10_000  # the deactivated export keeps building
@@ -421,8 +404,6 @@ async def test_a_status_export_cut_off_resumes_at_its_saved_export(standins: Sta
         await asyncio.gather(running, return_exceptions=True)
         getcourse.not_ready_polls = 0
         result = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert result.complete
     assert status_filters(standins) == ["banned", "deactivated"]  # started once, collected later
     assert await directory_statuses(standins) == SEED_BLOCKED
@@ -436,10 +417,7 @@ async def test_directory_answers_carry_phones_in_international_form(standins: St
                 id=187670000 + number, email=f"phone{number}@example.com", phone=phone
             )
         )
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         directory = DirectoryRepository(services.database)
 
         async def phones(typed: str) -> list[tuple[str, str]]:
@@ -459,8 +437,6 @@ async def test_directory_answers_carry_phones_in_international_form(standins: St
                 "916 000 11 22",
             )
         }
-    finally:
-        await services.close()
     assert ivan is not None
     assert ivan.phone == "+79161234567"  # as a live export gives it, not "79161234567"
     ivans = [("187654321", "+79161234567")]
@@ -481,16 +457,13 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
     settings = standins.settings(
         **sync_settings(getcourse_export_budget=10, getcourse_sync_reserve=6)
     )
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         paused = await services.sync.run(SyncKind.FULL)
         spent = await services.budget.used()
         # A live lookup (not in the two windows synced) still has the reserve.
         found = await services.directory.find_user_by_email("alexey.sokolov@example.com")
         services.budget.limit = 100  # the window cleared
         resumed = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert not paused.complete
     assert spent == 4
     assert found is not None
@@ -500,14 +473,9 @@ async def test_sync_stops_at_the_reserve_kept_for_lookups_and_resumes(standins: 
 
 
 async def test_budget_ledger_is_shared_by_sync_and_lookups(standins: StandIns) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
-    services = await create_services(settings)
-    try:
-        await services.sync.run(SyncKind.FULL)
+    async with fully_synced(standins) as services:
         assert await services.directory.find_user_by_email("nobody@example.com") is None
         used = await services.budget.used()
-    finally:
-        await services.close()
     # One window and two status exports (a start and a poll each), then the lookup's export.
     assert used == len([r for r in standins.getcourse.requests if r.counted]) == 8
 
@@ -547,12 +515,9 @@ async def test_tech_api_refusal_or_outage_falls_back_to_an_export(standins: Stan
         standins.getcourse.faults.add("tech_get_fields", Fault(status=502, body="Bad Gateway"))
         maria.says("ivan.petrov@example.com")
         await maria.reply("Готово")
-    assert emails_asked(standins) == [
-        ("tech_get_fields", "anna@example.org"),
-        ("users", "anna@example.org"),
-        ("tech_get_fields", "ivan.petrov@example.com"),
-        ("users", "ivan.petrov@example.com"),
-    ]
+    assert emails_asked(standins) == exported_after_tech(
+        "anna@example.org", "ivan.petrov@example.com"
+    )
 
 
 async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
@@ -571,7 +536,7 @@ async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
         await ivan.reply("Готово")  # answered by an export, not "not found"
         maria.says("ivan.petrov@example.com")
         await maria.reply("Готово")
-        await eventually(lambda: misconfigured_notices(standins))
+        await eventually(lambda: operator_chat_notices(standins, MISCONFIGURED_NOTICE))
         assert app.services.calls.status("getcourse").last_failure_cause == "config_error"
         # Once the Tech API answers as it should, a nobody is "not found" through it again.
         standins.getcourse.tech_api_missing = False
@@ -579,13 +544,11 @@ async def test_tech_api_html_404_is_a_setup_problem_told_once_never_not_found(
         sergey.says("nobody@example.com")
         await sergey.reply("Не нашёл")
     assert emails_asked(standins) == [
-        ("tech_get_fields", "anna@example.org"),
-        ("users", "anna@example.org"),
-        ("tech_get_fields", "ivan.petrov@example.com"),
-        ("users", "ivan.petrov@example.com"),
+        *exported_after_tech("anna@example.org", "ivan.petrov@example.com"),
         ("tech_get_fields", "nobody@example.com"),
     ]
-    [notice] = misconfigured_notices(standins)  # one notice for the two lookups
+    # One notice for the two lookups.
+    [notice] = operator_chat_notices(standins, MISCONFIGURED_NOTICE)
     assert "— 1\n" in notice
     assert "/pl/api/v1" in notice
 
@@ -622,27 +585,16 @@ async def test_tech_api_404_is_not_found_only_as_getcourse_json(
     ] * 2
 
 
-def misconfigured_notices(standins: StandIns) -> list[str]:
-    return [
-        plain(message.text or "")
-        for message in standins.telegram.bot_messages(OPERATOR_CHAT)
-        if "GetCourse: ошибка настройки" in (message.text or "")
-    ]
-
-
 async def test_a_cut_off_export_answer_fails_the_window_and_keeps_it_for_the_next_run(
     standins: StandIns,
 ) -> None:
-    settings = standins.settings(**sync_settings(getcourse_sync_window_days=5000))
+    settings = one_window_settings(standins)
     truncated = '{"success": true, "info": {"fields": ["id", "Email"], "items": [["1", "a@b.c"], ['
     standins.getcourse.faults.add("exports", Fault(status=200, body=truncated))
-    services = await create_services(settings)
-    try:
+    async with services_of(settings) as services:
         with pytest.raises(GetCourseBadResponse):
             await services.sync.run(SyncKind.FULL)
         retried = await services.sync.run(SyncKind.FULL)
-    finally:
-        await services.close()
     assert retried.complete
     assert retried.rows == SEED_USERS
     assert len(window_filters(standins)) == 1  # the saved export was collected, not restarted
@@ -682,9 +634,7 @@ async def test_the_running_bot_syncs_on_schedule(standins: StandIns) -> None:
 
 async def test_concurrent_misses_share_one_export(standins: StandIns) -> None:
     getcourse = standins.getcourse
-    settings = standins.settings(
-        **sync_settings(getcourse_sync_window_days=5000, getcourse_coalesce_seconds=0.5)
-    )
+    settings = one_window_settings(standins, getcourse_coalesce_seconds=0.5)
     async with polling_bot(standins, settings) as app:
         await app.services.sync.run(SyncKind.FULL)
         starts_after_sync = len([r for r in getcourse.requests if r.endpoint == "users"])
@@ -799,3 +749,8 @@ def emails_asked(standins: StandIns) -> list[tuple[str, str]]:
         for r in standins.getcourse.requests
         if r.endpoint in ("tech_get_fields", "users")
     ]
+
+
+def exported_after_tech(*emails: str) -> list[tuple[str, str]]:
+    """``emails_asked`` of lookups the Tech API could not answer: each asked, then exported."""
+    return [(endpoint, email) for email in emails for endpoint in ("tech_get_fields", "users")]

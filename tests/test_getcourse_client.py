@@ -16,18 +16,7 @@ import pytest
 
 from sandbox.getcourse import EmptyResultStyle, GetCourseStandIn, GetCourseUserRecord
 from sandbox.server import Fault
-from services.errors import (
-    GetCourseApiError,
-    GetCourseBadResponse,
-    GetCourseBudgetExhausted,
-    GetCourseBusy,
-    GetCourseConfigError,
-    GetCourseError,
-    GetCourseExportTimeout,
-    GetCourseFilterRefused,
-    GetCourseRateLimited,
-    GetCourseUnavailable,
-)
+from services import errors
 from services.export_budget import ExportBudget
 from services.getcourse import EXPORT_BATCH_ROWS, GetCourseClient, PollSchedule
 from services.models import GetCourseUser
@@ -70,7 +59,7 @@ USERS = (
 )
 
 
-E = TypeVar("E", bound=GetCourseError)
+E = TypeVar("E", bound=errors.GetCourseError)
 
 
 class FakeClock:
@@ -208,7 +197,7 @@ async def test_ignored_email_filter_is_rechecked_on_our_side(
 
     # The answer held other people: the filter is ignored here, and remembered as such, so the
     # next single lookup is refused at once (its caller uses a window export).
-    with pytest.raises(GetCourseFilterRefused):
+    with pytest.raises(errors.GetCourseFilterRefused):
         await client.find_user_by_email("nobody@example.com")
     assert standin.exports_started() == 1
     assert not await client.email_filter_works()
@@ -218,9 +207,9 @@ async def test_an_unknown_email_filter_answering_908_is_learned(
     client: GetCourseClient, standin: GetCourseStandIn
 ) -> None:
     standin.email_filter_unknown = True
-    with pytest.raises(GetCourseFilterRefused):
+    with pytest.raises(errors.GetCourseFilterRefused):
         await client.find_user_by_email("anna@example.org")
-    with pytest.raises(GetCourseFilterRefused):
+    with pytest.raises(errors.GetCourseFilterRefused):
         await client.find_user_by_email("anna@example.org")
     assert [r.params for r in standin.requests] == [{"email": "anna@example.org"}]
     assert not await client.email_filter_works()
@@ -232,13 +221,13 @@ async def test_an_unknown_email_filter_answering_908_is_learned(
 @pytest.mark.parametrize(
     ("endpoint", "code", "error"),
     [
-        ("exports", 905, GetCourseBusy),  # a busy start is retried instead: see below
-        ("users", 903, GetCourseRateLimited),
-        ("exports", 903, GetCourseRateLimited),
-        ("users", 901, GetCourseConfigError),
-        ("exports", 901, GetCourseConfigError),
-        ("users", 917, GetCourseConfigError),
-        ("exports", 917, GetCourseConfigError),
+        ("exports", 905, errors.GetCourseBusy),  # a busy start is retried instead: see below
+        ("users", 903, errors.GetCourseRateLimited),
+        ("exports", 903, errors.GetCourseRateLimited),
+        ("users", 901, errors.GetCourseConfigError),
+        ("exports", 901, errors.GetCourseConfigError),
+        ("users", 917, errors.GetCourseConfigError),
+        ("exports", 917, errors.GetCourseConfigError),
     ],
 )
 async def test_error_codes_map_to_typed_errors(
@@ -247,7 +236,7 @@ async def test_error_codes_map_to_typed_errors(
     budget: ExportBudget,
     endpoint: str,
     code: int,
-    error: type[GetCourseError],
+    error: type[errors.GetCourseError],
 ) -> None:
     standin.fail_next(endpoint, error_code=code)
 
@@ -265,21 +254,25 @@ async def test_error_codes_map_to_typed_errors(
     ("fault", "error"),
     [
         pytest.param(
-            Fault(status=500, body="Internal Server Error"), GetCourseUnavailable, id="500"
+            Fault(status=500, body="Internal Server Error"), errors.GetCourseUnavailable, id="500"
         ),
-        pytest.param(Fault(status=503, body=""), GetCourseUnavailable, id="503"),
+        pytest.param(Fault(status=503, body=""), errors.GetCourseUnavailable, id="503"),
         pytest.param(
             Fault(
                 status=200,
                 body="<!DOCTYPE html><html><body>Техработы</body></html>",
                 headers={"Content-Type": "text/html"},
             ),
-            GetCourseBadResponse,
+            errors.GetCourseBadResponse,
             id="html",
         ),
-        pytest.param(Fault(status=200, body=""), GetCourseBadResponse, id="empty"),
-        pytest.param(Fault(status=200, body="}{ not json"), GetCourseBadResponse, id="garbage"),
-        pytest.param(Fault(status=200, json_body=["a", "list"]), GetCourseBadResponse, id="list"),
+        pytest.param(Fault(status=200, body=""), errors.GetCourseBadResponse, id="empty"),
+        pytest.param(
+            Fault(status=200, body="}{ not json"), errors.GetCourseBadResponse, id="garbage"
+        ),
+        pytest.param(
+            Fault(status=200, json_body=["a", "list"]), errors.GetCourseBadResponse, id="list"
+        ),
     ],
 )
 async def test_transport_level_faults_map_to_typed_errors(
@@ -287,7 +280,7 @@ async def test_transport_level_faults_map_to_typed_errors(
     standin: GetCourseStandIn,
     endpoint: str,
     fault: Fault,
-    error: type[GetCourseError],
+    error: type[errors.GetCourseError],
 ) -> None:
     standin.faults.add(endpoint, fault)
 
@@ -306,7 +299,7 @@ async def test_answer_slower_than_the_http_timeout_is_unavailable(
     ) as http:
         client = GetCourseClient(http, KEY, budget, FAST)
         await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseUnavailable
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseUnavailable
         )
     assert endpoints(standin)[-1] == endpoint
 
@@ -317,7 +310,7 @@ async def test_connection_refused_is_unavailable(budget: ExportBudget) -> None:
     ) as http:
         client = GetCourseClient(http, KEY, budget, FAST)
         await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseUnavailable
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseUnavailable
         )
 
 
@@ -328,7 +321,9 @@ async def test_export_never_ready_times_out(
     schedule = PollSchedule(first_delay=0.01, max_interval=0.02, give_up_after=0.1)
     client = GetCourseClient(http, KEY, budget, schedule)
 
-    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), GetCourseExportTimeout)
+    await expect_error(
+        client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseExportTimeout
+    )
 
     polls = endpoints(standin)[1:]
     assert endpoints(standin)[0] == "users"
@@ -347,7 +342,7 @@ async def test_redirect_is_a_config_error_naming_the_domain_and_is_not_followed(
     standin.redirect_to("https://school.example.com")
 
     error = await expect_error(
-        client.find_user_by_email("ivan.petrov@example.com"), GetCourseConfigError
+        client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseConfigError
     )
 
     assert "https://school.example.com" in str(error)
@@ -366,7 +361,7 @@ async def test_redirect_is_not_followed_even_by_a_client_that_follows_redirects(
         ) as http:
             client = GetCourseClient(http, KEY, budget, FAST)
             error = await expect_error(
-                client.find_user_by_email("ivan.petrov@example.com"), GetCourseConfigError
+                client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseConfigError
             )
         assert elsewhere.base_url in str(error)
         assert elsewhere.requests == []
@@ -377,7 +372,9 @@ async def test_wrong_subdomain_is_a_config_error(
 ) -> None:
     standin.wrong_subdomain = True
 
-    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), GetCourseConfigError)
+    await expect_error(
+        client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseConfigError
+    )
     assert endpoints(standin) == ["users"]
 
 
@@ -395,7 +392,7 @@ async def test_budget_stops_the_client_before_the_limit_and_is_persisted(
     try:
         client = GetCourseClient(http, KEY, ExportBudget(database, 3, clock=clock), FAST)
         error = await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseBudgetExhausted
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseBudgetExhausted
         )
     finally:
         await database.close()
@@ -411,7 +408,7 @@ async def test_budget_stops_the_client_before_the_limit_and_is_persisted(
         clock.now += 60
         client = GetCourseClient(http, KEY, budget, FAST)
         error = await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseBudgetExhausted
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseBudgetExhausted
         )
         assert error.retry_after == pytest.approx(TWO_HOURS - 60)
         assert len(standin.requests) == 3  # refused before anything was sent
@@ -437,7 +434,7 @@ async def test_budget_retry_after_counts_from_the_oldest_request(database: Datab
     await budget.spend("poll")
     clock.now = 200.0
 
-    with pytest.raises(GetCourseBudgetExhausted) as caught:
+    with pytest.raises(errors.GetCourseBudgetExhausted) as caught:
         await budget.spend("poll")
 
     assert caught.value.retry_after == pytest.approx(TWO_HOURS - 200.0)
@@ -606,7 +603,7 @@ async def test_unknown_error_while_polling_is_not_taken_for_not_ready(
 ) -> None:
     script = Script(START_OK, {"success": False, "error": True, "error_message": "Ошибка"})
 
-    with pytest.raises(GetCourseError):
+    with pytest.raises(errors.GetCourseError):
         await find(script, budget, "ivan@example.com")
     assert len(script.paths) == 2
 
@@ -626,14 +623,14 @@ async def test_success_as_the_string_true(budget: ExportBudget) -> None:
 async def test_start_without_export_id_is_bad_response(budget: ExportBudget) -> None:
     script = Script({"success": True, "info": {}}, NOT_READY)
 
-    await expect_error(find(script, budget, "ivan@example.com"), GetCourseBadResponse)
+    await expect_error(find(script, budget, "ivan@example.com"), errors.GetCourseBadResponse)
     assert script.paths == ["/pl/api/account/users"]
 
 
 async def test_success_without_items_is_bad_response(budget: ExportBudget) -> None:
     script = Script(START_OK, {"success": True, "info": {"fields": ["id", "Email"]}})
 
-    await expect_error(find(script, budget, "ivan@example.com"), GetCourseBadResponse)
+    await expect_error(find(script, budget, "ivan@example.com"), errors.GetCourseBadResponse)
 
 
 async def test_null_cells_read_as_empty(budget: ExportBudget) -> None:
@@ -694,7 +691,7 @@ async def test_busy_beyond_patience_is_busy(
     schedule = PollSchedule(first_delay=0.01, max_interval=0.02, give_up_after=0.1)
     client = GetCourseClient(http, KEY, budget, schedule)
 
-    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), GetCourseBusy)
+    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseBusy)
     assert set(endpoints(standin)) == {"users"}
     assert await budget.used() == len(standin.requests)
 
@@ -711,7 +708,7 @@ async def test_over_budget_903_pauses_all_export_traffic_across_restarts(
         budget = ExportBudget(database, 60, clock=clock)
         client = GetCourseClient(http, KEY, budget, FAST, notifier=notifier, clock=clock)
         await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseRateLimited
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseRateLimited
         )
         assert notifier.events == [OperatorEvent.GETCOURSE_BUDGET_EXHAUSTED]
     finally:
@@ -723,7 +720,7 @@ async def test_over_budget_903_pauses_all_export_traffic_across_restarts(
         client = GetCourseClient(http, KEY, budget, FAST, notifier=notifier, clock=clock)
         clock.now += TWO_HOURS - 1
         error = await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseBudgetExhausted
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseBudgetExhausted
         )
         assert error.retry_after == pytest.approx(1)
         assert len(standin.requests) == 1  # nothing sent while paused
@@ -742,7 +739,9 @@ async def test_misconfiguration_reaches_operators(
     client = GetCourseClient(http, KEY, budget, FAST, notifier=notifier)
     standin.fail_next("users", error_code=901)
 
-    await expect_error(client.find_user_by_email("ivan.petrov@example.com"), GetCourseConfigError)
+    await expect_error(
+        client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseConfigError
+    )
     assert notifier.events == [OperatorEvent.GETCOURSE_MISCONFIGURED]
 
 
@@ -756,7 +755,7 @@ async def test_started_export_is_collected_later_instead_of_started_again(
     try:
         client = GetCourseClient(http, KEY, ExportBudget(database, 100), patience)
         await expect_error(
-            client.find_user_by_email("ivan.petrov@example.com"), GetCourseExportTimeout
+            client.find_user_by_email("ivan.petrov@example.com"), errors.GetCourseExportTimeout
         )
     finally:
         await database.close()
@@ -786,8 +785,8 @@ async def test_lookups_waiting_too_long_for_the_export_slot_are_busy(
         client.find_user_by_email("anna@example.org"),
         return_exceptions=True,
     )
-    assert isinstance(first, GetCourseExportTimeout)
-    assert isinstance(second, GetCourseBusy)
+    assert isinstance(first, errors.GetCourseExportTimeout)
+    assert isinstance(second, errors.GetCourseBusy)
     assert standin.exports_started() == 1
 
 
@@ -807,7 +806,7 @@ async def test_two_hundred_people_at_once_never_exceed_the_ledger(
     # Ten people were looked up (a start and a poll each); everyone else was refused before
     # anything was sent, never answered "not found".
     assert sum(isinstance(r, GetCourseUser) for r in results) == 10
-    assert sum(isinstance(r, GetCourseBudgetExhausted) for r in results) == 190
+    assert sum(isinstance(r, errors.GetCourseBudgetExhausted) for r in results) == 190
 
 
 async def test_the_first_poll_waits_for_the_build_not_for_reading_the_rows(
@@ -999,25 +998,28 @@ async def test_a_header_after_the_rows_still_reads_them(budget: ExportBudget) ->
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        (b"<html><body>502 Bad Gateway</body></html>", GetCourseBadResponse),
-        (b"", GetCourseBadResponse),
+        (b"<html><body>502 Bad Gateway</body></html>", errors.GetCourseBadResponse),
+        (b"", errors.GetCourseBadResponse),
         (
             b'{"success": true, "info": {"fields": ["id", "Email"], "items": [["1", "a@b.c"], [',
-            GetCourseBadResponse,
+            errors.GetCourseBadResponse,
         ),
-        (b'{"success": true, "info": {"fields": ["id", "Email"]}}', GetCourseBadResponse),
-        (b'{"success": false, "error_code": 901, "error_message": "x"}', GetCourseConfigError),
-        (b'{"success": false, "error_code": 999, "error_message": "x"}', GetCourseApiError),
-        (b'["not", "an", "envelope"]', GetCourseBadResponse),
+        (b'{"success": true, "info": {"fields": ["id", "Email"]}}', errors.GetCourseBadResponse),
+        (
+            b'{"success": false, "error_code": 901, "error_message": "x"}',
+            errors.GetCourseConfigError,
+        ),
+        (b'{"success": false, "error_code": 999, "error_message": "x"}', errors.GetCourseApiError),
+        (b'["not", "an", "envelope"]', errors.GetCourseBadResponse),
         # Big enough not to be read whole as an envelope, yet no rows: not an export answer.
         (
             b'{"success": true, "info": {"fields": ["id"], "x": "' + b"y" * 100_000 + b'"}}',
-            GetCourseBadResponse,
+            errors.GetCourseBadResponse,
         ),
     ],
 )
 async def test_a_streamed_answer_that_is_no_export_is_a_typed_error(
-    budget: ExportBudget, body: bytes, error: type[GetCourseError]
+    budget: ExportBudget, body: bytes, error: type[errors.GetCourseError]
 ) -> None:
     sink = Sink()
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError
 from sandbox.mail import MailStandIn
 from sandbox.server import Fault
 from sandbox.telegram import SentMessage
@@ -32,6 +32,7 @@ from services.storage.database import Database
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import OPERATOR_CHAT, plain
 from tests.routing import FakeDirectory, RecordingNotifier
+from tests.test_settings import settings as valid_settings
 
 IVAN = 100000001  # GetCourse: ivan.petrov@example.com, phone +79161234567
 MARIA = 100000002  # not Ivan
@@ -76,6 +77,32 @@ async def asks_for_proof(person: Person, email: str) -> SentMessage:
     person.says(email)
     await person.reply("Проверяю")
     return await person.reply(PROOF_REPLY)
+
+
+async def proof_asked_of(standins: StandIns, telegram_id: int) -> Person:
+    """The person with this Telegram ID has typed Ivan's email and been asked to prove it."""
+    person = Person(standins.telegram, telegram_id)
+    await asks_for_proof(person, IVAN_EMAIL)
+    return person
+
+
+@pytest.fixture
+async def maria(standins: StandIns, app: App) -> Person:
+    """Maria, who is not Ivan, asked to prove Ivan's email."""
+    return await proof_asked_of(standins, MARIA)
+
+
+@pytest.fixture
+async def ivan(standins: StandIns, app: App) -> Person:
+    """Ivan, asked to prove his own email."""
+    return await proof_asked_of(standins, IVAN)
+
+
+async def asks_support(standins: StandIns, person: Person) -> SentMessage:
+    """The person asks the operators to confirm; the card the operators' chat gets."""
+    person.says("🙋 Попросить поддержку")
+    await person.reply("Запрос отправлен")
+    return await standins.telegram.wait_for_message(OPERATOR_CHAT)
 
 
 def share_contact(person: Person, phone: str, *, of: int | None = None) -> None:
@@ -174,10 +201,8 @@ async def test_answer_of_a_queued_lookup_is_the_same_proof_request(
 
 
 async def test_a_forwarded_or_foreign_contact_proves_nothing(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, maria: Person
 ) -> None:
-    maria = Person(standins.telegram, MARIA)
-    await asks_for_proof(maria, IVAN_EMAIL)
     share_contact(maria, IVAN_PHONE, of=IVAN)  # Ivan's contact, forwarded
     assert "своим номером" in (await maria.reply()).text
     share_contact(maria, "+79257654321")  # her own
@@ -189,16 +214,13 @@ async def test_a_forwarded_or_foreign_contact_proves_nothing(
 
 
 async def test_wrong_codes_and_someone_elses_code_prove_nothing(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, mail: MailStandIn, app: App, maria: Person
 ) -> None:
-    maria = Person(standins.telegram, MARIA)
-    await asks_for_proof(maria, IVAN_EMAIL)
     first = await mail.wait_for_letter(IVAN_EMAIL)
     assert first.code is not None
 
     # Ivan asks for his own code meanwhile: his code does not open Maria's proof.
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
+    await proof_asked_of(standins, IVAN)
     ivans = await mail.wait_for_letter(IVAN_EMAIL, after=1)
     assert ivans.code != first.code
     maria.says(ivans.code or "")
@@ -216,10 +238,8 @@ async def test_wrong_codes_and_someone_elses_code_prove_nothing(
 
 
 async def test_expired_and_many_codes_prove_nothing(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, mail: MailStandIn, app: App, maria: Person
 ) -> None:
-    maria = Person(standins.telegram, MARIA)
-    await asks_for_proof(maria, IVAN_EMAIL)
     await mail.wait_for_letter(IVAN_EMAIL)
 
     # A new code at most once a minute; it goes to Ivan's mailbox, not to Maria.
@@ -247,13 +267,9 @@ async def test_expired_and_many_codes_prove_nothing(
 
 
 async def test_operators_refusal_proves_nothing(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, maria: Person
 ) -> None:
-    maria = Person(standins.telegram, MARIA)
-    await asks_for_proof(maria, IVAN_EMAIL)
-    maria.says("🙋 Попросить поддержку")
-    await maria.reply("Запрос отправлен")
-    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
+    card = await asks_support(standins, maria)
     assert f"Telegram {MARIA}" in (card.text or "")
     refuse = next(data for text, data in card.buttons() if "Отказать" in text)
     standins.telegram.press_button(OPERATOR_ID, card.message_id, refuse, chat_id=OPERATOR_CHAT)
@@ -287,8 +303,7 @@ async def test_a_proof_not_given_within_a_day_is_void_and_dropped(
     stranger.says("123456")
     assert "Сейчас нечего подтверждать" in (await stranger.reply()).text
     # The next proof anyone starts takes the void one (and the address typed) away.
-    maria = Person(standins.telegram, MARIA)
-    await asks_for_proof(maria, IVAN_EMAIL)
+    await proof_asked_of(standins, MARIA)
     rows = await app.services.database.fetchall("SELECT telegram_id FROM ownership_proofs")
     assert [row[0] for row in rows] == [MARIA]
 
@@ -297,8 +312,7 @@ async def test_code_never_reaches_the_log(
     standins: StandIns, mail: MailStandIn, app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    maria = Person(standins.telegram, MARIA)
-    await asks_for_proof(maria, IVAN_EMAIL)
+    await proof_asked_of(standins, MARIA)
     letter = await mail.wait_for_letter(IVAN_EMAIL)
     await eventually(lambda: "code letter for telegram" in caplog.text)
     assert letter.code is not None
@@ -314,10 +328,8 @@ async def test_code_never_reaches_the_log(
 
 
 async def test_owner_links_by_sharing_their_contact(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
     share_contact(ivan, "8 (916) 123-45-67")  # as the phone book writes it
     linked = await ivan.reply("Готово")
     assert linked.reply_markup == {"remove_keyboard": True}
@@ -326,10 +338,8 @@ async def test_owner_links_by_sharing_their_contact(
 
 
 async def test_owner_links_with_the_emailed_code(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, mail: MailStandIn, app: App, ivan: Person
 ) -> None:
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
     letter = await mail.wait_for_letter(IVAN_EMAIL)
     assert letter.subject.startswith(f"{SCHOOL}: ")
     assert f"«{SCHOOL}»" in letter.body
@@ -346,16 +356,11 @@ async def test_owner_links_with_the_emailed_code(
 
 
 async def test_owner_links_when_an_operator_confirms(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
-    ivan.says("🙋 Попросить поддержку")
-    await ivan.reply("Запрос отправлен")
+    card = await asks_support(standins, ivan)
     ivan.says("🙋 Попросить поддержку")
     await ivan.reply("уже у поддержки")
-
-    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
     assert f"Telegram {IVAN}" in plain(card.text or "")
     # The operator chat is a group: the email and the phone are masked, as on every card there.
     assert "i***@example.com" in plain(card.text or "")
@@ -386,13 +391,9 @@ async def test_owner_links_when_an_operator_confirms(
 
 
 async def test_a_card_for_a_proof_given_another_way_is_out_of_date(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
-    ivan.says("🙋 Попросить поддержку")
-    await ivan.reply("Запрос отправлен")
-    card = await standins.telegram.wait_for_message(OPERATOR_CHAT)
+    card = await asks_support(standins, ivan)
     share_contact(ivan, IVAN_PHONE)
     await ivan.reply("Готово")
 
@@ -408,10 +409,8 @@ async def test_a_card_for_a_proof_given_another_way_is_out_of_date(
 
 
 async def test_an_operators_link_is_a_proof_in_itself(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
     operator = Person(standins.telegram, OPERATOR_ID)
     operator.says(f"/link {IVAN} {IVAN_EMAIL}")
     question = await operator.reply(lambda m: bool(m.buttons()))
@@ -424,17 +423,14 @@ async def test_an_operators_link_is_a_proof_in_itself(
 
 
 async def test_already_linked_is_said_only_after_proof(
-    standins: StandIns, mail: MailStandIn, app: App
+    standins: StandIns, app: App, ivan: Person
 ) -> None:
-    ivan = Person(standins.telegram, IVAN)
-    await asks_for_proof(ivan, IVAN_EMAIL)
     share_contact(ivan, IVAN_PHONE)
     await ivan.reply("Готово")
 
     # Ivan's second Telegram account: the same proof request as anyone gets, and only once the
     # phone proves it is his, the conflict.
-    second = Person(standins.telegram, IVAN_SECOND_ACCOUNT)
-    await asks_for_proof(second, IVAN_EMAIL)
+    second = await proof_asked_of(standins, IVAN_SECOND_ACCOUNT)
     share_contact(second, IVAN_PHONE)
     conflict = await second.reply("уже привязан к другому аккаунту")
     assert conflict.reply_markup == {"remove_keyboard": True}
@@ -496,16 +492,7 @@ def test_settings_of_the_proof(standins: StandIns) -> None:
     assert settings.smtp_port_or_default == 465
     assert "s3cret-pass" in settings.secrets()  # so the log redactor hides it
     assert "s3cret-pass" not in repr(settings)
-    defaults = load_settings(
-        _env_file=None,
-        bot_token="1:a",
-        operator_ids="1",
-        getcourse_account="school",
-        getcourse_api_key="k",
-        salebot_api_key="k",
-        salebot_bot_username="school_bot",
-    )
-    assert defaults.ownership_proof == ("contact", "email_code", "operator")
+    assert valid_settings().ownership_proof == ("contact", "email_code", "operator")
 
 
 # --- narrower: the letter sender, the grouped notices -----------------------------------------

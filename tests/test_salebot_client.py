@@ -419,21 +419,28 @@ async def test_http_5xx_and_429_are_unavailable(
 
 
 @call_names
-async def test_salebot_down_is_unavailable(
-    standin: SalebotStandIn, salebot: SalebotClient, call_name: str
+@pytest.mark.parametrize(
+    ("trouble", "error_type"),
+    [
+        pytest.param(lambda standin, _: standin.set_down(), SalebotUnavailable, id="down"),
+        pytest.param(
+            lambda standin, action: standin.delay_next(action, TIMEOUT * 5),
+            SalebotUnavailable,
+            id="timeout",
+        ),
+        pytest.param(lambda standin, _: standin.reject_key(), SalebotRejected, id="revoked_key"),
+    ],
+)
+async def test_salebot_in_trouble_fails_each_call_with_its_error(
+    standin: SalebotStandIn,
+    salebot: SalebotClient,
+    call_name: str,
+    trouble: Callable[[SalebotStandIn, str], None],
+    error_type: type[SalebotError],
 ) -> None:
-    standin.set_down()
+    trouble(standin, CALLS[call_name][0])
 
-    await _fails_with(salebot, call_name, SalebotUnavailable)
-
-
-@call_names
-async def test_timeout_is_unavailable(
-    standin: SalebotStandIn, salebot: SalebotClient, call_name: str
-) -> None:
-    standin.delay_next(CALLS[call_name][0], TIMEOUT * 5)
-
-    await _fails_with(salebot, call_name, SalebotUnavailable)
+    await _fails_with(salebot, call_name, error_type)
 
 
 @call_names
@@ -453,15 +460,6 @@ async def test_non_json_200_is_a_bad_response(
     standin.faults.add(CALLS[call_name][0], Fault(status=200, body="<html>OK</html>"))
 
     await _fails_with(salebot, call_name, SalebotBadResponse)
-
-
-@call_names
-async def test_revoked_key_is_rejected(
-    standin: SalebotStandIn, salebot: SalebotClient, call_name: str
-) -> None:
-    standin.reject_key()
-
-    await _fails_with(salebot, call_name, SalebotRejected)
 
 
 @call_names

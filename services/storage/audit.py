@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import aiosqlite
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 
 class AuditAction(StrEnum):
@@ -36,10 +36,7 @@ class AuditEntry:
     after: dict[str, str]
 
 
-class AuditRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class AuditRepository(Repository):
     @staticmethod
     async def record(
         tx: aiosqlite.Connection,

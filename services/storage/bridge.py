@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
-from services.storage.database import Database, fetch_all
+from services.storage.database import Database, Repository, fetch_all
 
 # Tables of this module that hold a person's data (Telegram ID, email, GetCourse user ID), for
 # erasure and retention. ``LinkFollowUps.forget`` empties them for one person.
@@ -54,11 +54,10 @@ class _Lane:
 
     async def next_due_at(self, database: Database) -> float | None:
         a = self.alias
-        row = await database.fetchone(
+        return await database.fetch_time(
             f"SELECT MIN({a}.next_attempt_at) FROM {self.table} {a} "
             f"WHERE {a}.state = 'pending' AND ({self.ready})"
         )
-        return float(row[0]) if row and row[0] is not None else None
 
 
 _FIELD_WRITES = _Lane("getcourse_field_writes", "w", FIELD_WRITE_DUE)
@@ -115,10 +114,7 @@ class GetCourseEvent:
     delivery: str | None  # the callback's state once queued
 
 
-class FieldWriteRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class FieldWriteRepository(Repository):
     @staticmethod
     async def enqueue(
         tx: aiosqlite.Connection,
@@ -223,10 +219,7 @@ class FieldWriteRepository:
         return cursor.rowcount
 
 
-class CallbackRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class CallbackRepository(Repository):
     @staticmethod
     async def enqueue(
         tx: aiosqlite.Connection,
@@ -351,10 +344,7 @@ class CallbackRepository:
         return cursor.rowcount
 
 
-class EventRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class EventRepository(Repository):
     @staticmethod
     async def add(
         tx: aiosqlite.Connection,

@@ -164,8 +164,26 @@ class Database:
         async with self._lock:
             return await fetch_all(self.connection, sql, parameters)
 
+    async def fetch_count(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """The whole number a ``COUNT(*)`` query answers."""
+        row = await self.fetchone(sql, parameters)
+        return int(row[0]) if row else 0
+
+    async def fetch_time(self, sql: str, parameters: Sequence[Any] = ()) -> float | None:
+        """The timestamp a ``MIN``/``MAX`` query answers; ``None`` when no row has one."""
+        row = await self.fetchone(sql, parameters)
+        return float(row[0]) if row and row[0] is not None else None
+
     async def close(self) -> None:
         await self.connection.close()
+
+
+class Repository:
+    """The reads and writes of some tables, over the shared database (writes made inside a
+    caller's transaction take its connection instead)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
 
 def _readable_by_owner_only(path: Path) -> None:
@@ -196,6 +214,13 @@ async def fetch_all(
     connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()
 ) -> list[aiosqlite.Row]:
     return list(await connection.execute_fetchall(sql, parameters))
+
+
+async def insert(connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()) -> int:
+    """Run an ``INSERT``; the new row's ID."""
+    cursor = await connection.execute(sql, parameters)
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def unavailable(path: Path, error: OSError | sqlite3.Error) -> DatabaseUnavailable:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 # Writes still to be made: pending ones are being retried, failed ones were given up.
 WAITING_STATES = ("pending", "failed")
@@ -31,10 +31,7 @@ class Delivery:
     updated_at: datetime
 
 
-class DeliveryRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class DeliveryRepository(Repository):
     async def latest_for(self, telegram_id: int) -> Delivery | None:
         row = await self._database.fetchone(
             "SELECT * FROM outbox WHERE telegram_id = ? ORDER BY id DESC LIMIT 1", (telegram_id,)

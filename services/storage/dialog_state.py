@@ -9,13 +9,10 @@ from typing import Any
 
 import aiosqlite
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 
-class DialogStateRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class DialogStateRepository(Repository):
     async def get_state(self, key: str) -> str | None:
         row = await self._database.fetchone("SELECT state FROM dialog_state WHERE key = ?", (key,))
         return row["state"] if row else None

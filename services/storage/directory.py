@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from services.models import GetCourseUser
-from services.storage.database import Database, fetch_all
+from services.storage.database import Repository, fetch_all, insert
 
 # Only what lookups and operator cards use: a GetCourse export's other columns (the school's
 # custom fields, UTM tags, city...) are not kept.
@@ -112,10 +112,7 @@ class DoneRun:
     rows: int
 
 
-class DirectoryRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class DirectoryRepository(Repository):
     async def by_email(self, email: str) -> GetCourseUser | None:
         row = await self._database.fetchone(
             f"SELECT {_COLUMNS} FROM gc_directory WHERE email = ? ORDER BY gc_user_id LIMIT 1",
@@ -142,8 +139,7 @@ class DirectoryRepository:
         return [_user(row) for row in rows]
 
     async def count(self) -> int:
-        row = await self._database.fetchone("SELECT COUNT(*) FROM gc_directory")
-        return int(row[0]) if row else 0
+        return await self._database.fetch_count("SELECT COUNT(*) FROM gc_directory")
 
     async def upsert(self, users: Sequence[GetCourseUser], now: float) -> None:
         """Store ``users`` in one statement: a sync's batches hold the connection every lookup
@@ -198,10 +194,9 @@ class DirectoryRepository:
 
     async def count_synced_since(self, since: float) -> int:
         """Users a run that began at ``since`` has read (or a lookup found meanwhile)."""
-        row = await self._database.fetchone(
+        return await self._database.fetch_count(
             "SELECT COUNT(*) FROM gc_directory WHERE synced_at >= ?", (since,)
         )
-        return int(row[0]) if row else 0
 
     # ----- sync runs -----
 
@@ -231,14 +226,13 @@ class DirectoryRepository:
         self, kind: str, first_day: str, last_day: str, window_first: str, now: float
     ) -> SyncRun:
         async with self._database.transaction() as tx:
-            cursor = await tx.execute(
+            run_id = await insert(
+                tx,
                 "INSERT INTO directory_syncs "
                 "(kind, started_at, first_day, last_day, next_day, window_first, covered_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (kind, now, first_day, last_day, last_day, window_first, now),
             )
-            run_id = cursor.lastrowid
-        assert run_id is not None
         return SyncRun(run_id, kind, now, first_day, last_day, last_day, window_first, None, 0, now)
 
     async def export_started(self, run_id: int, export_id: int) -> None:
@@ -272,11 +266,10 @@ class DirectoryRepository:
             )
 
     async def last_finished(self, kind: str) -> float | None:
-        row = await self._database.fetchone(
+        return await self._database.fetch_time(
             "SELECT MAX(finished_at) FROM directory_syncs WHERE kind = ? AND outcome = 'done'",
             (kind,),
         )
-        return float(row[0]) if row and row[0] is not None else None
 
     async def last_done(self, kind: str) -> DoneRun | None:
         row = await self._database.fetchone(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,7 @@ class StartedExport:
     started_at: float
 
 
-class ExportLog:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class ExportLog(Repository):
     async def open_export_for(self, email: str, since: float) -> StartedExport | None:
         row = await self._database.fetchone(
             "SELECT export_id, email, started_at FROM getcourse_exports "

@@ -6,16 +6,13 @@ answer 914. Each costs a request to learn, so it is learned once and kept across
 
 from __future__ import annotations
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 EMAIL_FILTER = "email_filter"  # value: "unknown" (908 alone) or "ignored" (other users came back)
 STATUS_FILTER = "status:"  # + status; value "refused" (914)
 
 
-class QuirkRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class QuirkRepository(Repository):
     async def get(self, name: str) -> str | None:
         row = await self._database.fetchone(
             "SELECT value FROM getcourse_quirks WHERE name = ?", (name,)

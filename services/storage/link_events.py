@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import aiosqlite
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 
 class LinkEventKind(StrEnum):
@@ -26,10 +26,7 @@ class LinkEvent:
     operator_id: int | None
 
 
-class LinkEventRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class LinkEventRepository(Repository):
     @staticmethod
     async def record(
         tx: aiosqlite.Connection,

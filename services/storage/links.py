@@ -9,15 +9,12 @@ from datetime import datetime
 import aiosqlite
 
 from services.models import Link
-from services.storage.database import Database, fetch_all, fetch_one
+from services.storage.database import Repository, fetch_all, fetch_one
 
 GET_LINK = "SELECT * FROM links WHERE telegram_id = ?"
 
 
-class LinkRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class LinkRepository(Repository):
     async def get(self, telegram_id: int) -> Link | None:
         row = await self._database.fetchone(GET_LINK, (telegram_id,))
         return _to_link(row) if row else None
@@ -29,8 +26,7 @@ class LinkRepository:
         return _to_link(row) if row else None
 
     async def count(self) -> int:
-        row = await self._database.fetchone("SELECT COUNT(*) FROM links")
-        return int(row[0]) if row else 0
+        return await self._database.fetch_count("SELECT COUNT(*) FROM links")
 
     async def linked_to(self, gc_user_ids: Sequence[str]) -> list[Link]:
         """Links to any of these GetCourse users, by Telegram ID."""

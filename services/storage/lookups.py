@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from services.storage.database import fetch_one
+from services.storage.database import fetch_one, insert
 
 
 class LookupLog:
@@ -33,12 +33,11 @@ class LookupLog:
 
     @staticmethod
     async def add(tx: aiosqlite.Connection, telegram_id: int, at: float) -> int:
-        cursor = await tx.execute(
+        return await insert(
+            tx,
             "INSERT INTO lookups (telegram_id, at, outcome) VALUES (?, ?, 'pending')",
             (telegram_id, at),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     @staticmethod
     async def mark_live(tx: aiosqlite.Connection, lookup_id: int) -> None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 OperatorMenu = tuple[int, int]  # (telegram_id, chat_id)
 
 
-class OperatorMenuRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class OperatorMenuRepository(Repository):
     async def all(self) -> set[OperatorMenu]:
         rows = await self._database.fetchall("SELECT telegram_id, chat_id FROM operator_menus")
         return {(row["telegram_id"], row["chat_id"]) for row in rows}

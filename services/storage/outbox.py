@@ -8,13 +8,10 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from services.models import OutboxItem, blank_salebot_variables
-from services.storage.database import Database
+from services.storage.database import Repository, insert
 
 
-class OutboxRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class OutboxRepository(Repository):
     @staticmethod
     async def enqueue(
         tx: aiosqlite.Connection,
@@ -40,7 +37,8 @@ class OutboxRepository:
             "WHERE telegram_id = ? AND state = 'pending'",
             (stamp, telegram_id),
         )
-        cursor = await tx.execute(
+        return await insert(
+            tx,
             "INSERT INTO outbox (telegram_id, variables, state, next_attempt_at, created_at, "
             "updated_at, erase_when_delivered) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
             (
@@ -52,8 +50,6 @@ class OutboxRepository:
                 int(erase_when_delivered),
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     @staticmethod
     async def enqueue_blank(
@@ -78,14 +74,14 @@ class OutboxRepository:
         return [_to_item(row) for row in rows]
 
     async def next_due_at(self) -> float | None:
-        row = await self._database.fetchone(
+        return await self._database.fetch_time(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
         )
-        return float(row[0]) if row and row[0] is not None else None
 
     async def pending_count(self) -> int:
-        row = await self._database.fetchone("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-        return int(row[0]) if row else 0
+        return await self._database.fetch_count(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        )
 
     async def oldest_pending_since(self) -> datetime | None:
         """When the longest-waiting pending write was queued (``None`` when none waits)."""

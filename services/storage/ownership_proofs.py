@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from services.storage.database import Database, fetch_one
+from services.storage.database import Repository, fetch_one, insert
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,7 @@ class CodeRecord:
     tries: int
 
 
-class ProofRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class ProofRepository(Repository):
     async def get(self, telegram_id: int) -> PendingProof | None:
         row = await self._database.fetchone(
             "SELECT * FROM ownership_proofs WHERE telegram_id = ?", (telegram_id,)
@@ -79,7 +76,8 @@ class ProofRepository:
     async def replace_in(tx: aiosqlite.Connection, proof: NewProof, code: CodeRecord | None) -> int:
         """The person's new proof (their earlier one goes); returns its ID."""
         await ProofRepository.delete_in(tx, proof.telegram_id)
-        cursor = await tx.execute(
+        return await insert(
+            tx,
             "INSERT INTO ownership_proofs (telegram_id, chat_id, email, gc_user_id, gc_name, "
             "gc_status, phone, code_hash, code_salt, code_sent_at, code_expires_at, "
             "code_tries_left, codes_sent, created_at) "
@@ -101,8 +99,6 @@ class ProofRepository:
                 proof.created_at,
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     @staticmethod
     async def drop_older_in(tx: aiosqlite.Connection, created_before: float) -> None:

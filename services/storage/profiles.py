@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,7 @@ class TelegramProfile:
     first_name: str
 
 
-class ProfileRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class ProfileRepository(Repository):
     async def save(self, profile: TelegramProfile, now: float) -> None:
         async with self._database.transaction() as tx:
             await tx.execute(

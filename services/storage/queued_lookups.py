@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from services.storage.database import Database
+from services.storage.database import Repository
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,7 @@ class QueuedLookup:
     result: str | None = None
 
 
-class QueuedLookupRepository:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class QueuedLookupRepository(Repository):
     async def put(self, lookup: QueuedLookup) -> None:
         """Queue a lookup; the person's earlier one, answered or not, is replaced by it."""
         async with self._database.transaction() as tx:
@@ -49,10 +46,9 @@ class QueuedLookupRepository:
         return [_to_lookup(row) for row in rows]
 
     async def oldest_waiting_since(self) -> float | None:
-        row = await self._database.fetchone(
+        return await self._database.fetch_time(
             "SELECT MIN(queued_at) FROM queued_lookups WHERE result IS NULL"
         )
-        return float(row[0]) if row and row[0] is not None else None
 
     async def answered_due(self, now: float) -> list[QueuedLookup]:
         rows = await self._database.fetchall(
@@ -63,16 +59,14 @@ class QueuedLookupRepository:
         return [_to_lookup(row) for row in rows]
 
     async def next_delivery_at(self) -> float | None:
-        row = await self._database.fetchone(
+        return await self._database.fetch_time(
             "SELECT MIN(next_attempt_at) FROM queued_lookups WHERE result IS NOT NULL"
         )
-        return float(row[0]) if row and row[0] is not None else None
 
     async def count_waiting(self) -> int:
-        row = await self._database.fetchone(
+        return await self._database.fetch_count(
             "SELECT COUNT(*) FROM queued_lookups WHERE result IS NULL"
         )
-        return int(row[0]) if row else 0
 
     @staticmethod
     async def is_waiting_in(tx: aiosqlite.Connection, lookup_id: int) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import httpx
@@ -21,6 +23,16 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[tuple[GetCourseStandIn, httpx.AsyncClient]]:
+    """The stand-in with the seed's users (and ``options``), and a client of it."""
+    async with (
+        GetCourseStandIn.from_seed(api_key=KEY, **options) as gc,
+        httpx.AsyncClient(base_url=gc.base_url) as client,
+    ):
+        yield gc, client
 
 
 def _params(payload: dict[str, Any]) -> str:
@@ -44,10 +56,7 @@ async def _import(client: httpx.AsyncClient, payload: dict[str, Any]) -> dict[st
 
 
 async def test_start_then_poll_gives_909_twice_then_rows_aligned_to_header() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY, not_ready_polls=2) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving(not_ready_polls=2) as (gc, client):
         started = await _get(client, "/pl/api/account/users", email="ivan.petrov@example.com")
         assert started["success"] is True
         export_id = started["info"]["export_id"]
@@ -92,10 +101,7 @@ async def test_start_then_poll_gives_909_twice_then_rows_aligned_to_header() -> 
 
 
 async def test_email_filter_is_case_insensitive_and_accepts_a_list() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (_, client):
         started = await _get(
             client,
             "/pl/api/account/users",
@@ -109,10 +115,7 @@ async def test_email_filter_is_case_insensitive_and_accepts_a_list() -> None:
 
 
 async def test_status_and_date_filters() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (_, client):
         bad = await _get(client, "/pl/api/account/users", status="paid")
         assert bad["error_code"] == 914
         assert "active,deactivated,banned,invited,in_base" in bad["error_message"]
@@ -135,10 +138,7 @@ async def test_status_and_date_filters() -> None:
 
 
 async def test_no_recognised_filter_is_908() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         body = await _get(client, "/pl/api/account/users", type="admin")
         assert body["success"] is False
         assert body["error_code"] == 908
@@ -150,10 +150,7 @@ async def test_no_recognised_filter_is_908() -> None:
 
 
 async def test_second_start_while_building_is_905_until_ready() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY, not_ready_polls=1) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving(not_ready_polls=1) as (gc, client):
         first = await _get(client, "/pl/api/account/users", status="active")
         busy = await _get(client, "/pl/api/account/users", status="banned")
         assert busy["error_code"] == 905
@@ -171,10 +168,7 @@ async def test_second_start_while_building_is_905_until_ready() -> None:
 
 async def test_budget_exhausted_gives_903_until_the_window_clears() -> None:
     clock = FakeClock()
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY, budget=3, window_seconds=7200, clock=clock) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving(budget=3, window_seconds=7200, clock=clock) as (gc, client):
         for _ in range(3):
             assert (await _get(client, "/pl/api/account/groups"))["success"] is True
             clock.now += 10
@@ -195,10 +189,7 @@ async def test_budget_exhausted_gives_903_until_the_window_clears() -> None:
 
 
 async def test_wrong_and_missing_key() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         wrong = (await client.get("/pl/api/account/groups", params={"key": "nope"})).json()
         assert wrong == {
             "success": False,
@@ -213,10 +204,7 @@ async def test_wrong_and_missing_key() -> None:
 
 
 async def test_empty_result_styles() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         started = await _get(client, "/pl/api/account/users", email="nobody@example.com")
         ready = await _get(client, f"/pl/api/account/exports/{started['info']['export_id']}")
         assert ready["success"] is True
@@ -238,10 +226,7 @@ async def test_empty_result_styles() -> None:
 
 
 async def test_email_filter_ignored_returns_everyone() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         gc.email_filter_ignored = True
         started = await _get(client, "/pl/api/account/users", email="anna@example.org")
         ready = await _get(client, f"/pl/api/account/exports/{started['info']['export_id']}")
@@ -249,10 +234,7 @@ async def test_email_filter_ignored_returns_everyone() -> None:
 
 
 async def test_an_unknown_email_filter_is_908_alone_and_ignored_with_dates() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         gc.email_filter_unknown = True
         alone = await _get(client, "/pl/api/account/users", email="anna@example.org")
         assert alone["error_code"] == 908
@@ -267,10 +249,7 @@ async def test_an_unknown_email_filter_is_908_alone_and_ignored_with_dates() -> 
 
 
 async def test_undocumented_statuses_can_answer_914() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         gc.documented_statuses_only = True
         for status in ("banned", "deactivated", "invited"):
             refused = await _get(client, "/pl/api/account/users", status=status)
@@ -281,10 +260,7 @@ async def test_undocumented_statuses_can_answer_914() -> None:
 
 
 async def test_created_at_to_can_be_exclusive() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         window = {"created_at[from]": "2025-04-18", "created_at[to]": "2025-05-25"}
 
         async def ids() -> list[str]:
@@ -298,10 +274,7 @@ async def test_created_at_to_can_be_exclusive() -> None:
 
 
 async def test_import_creates_then_updates_only_with_refresh_if_exists() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         created = await _import(
             client, {"user": {"email": "New.Person@example.com", "first_name": "Пётр"}}
         )
@@ -345,10 +318,7 @@ async def test_import_creates_then_updates_only_with_refresh_if_exists() -> None
 
 
 async def test_import_rejections() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         nobody = await _import(client, {"user": {"first_name": "Без контактов"}})
         assert nobody["success"] is True
         assert nobody["result"]["error"] is True
@@ -360,10 +330,7 @@ async def test_import_rejections() -> None:
 
 
 async def test_redirect_answers_301_with_location() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         gc.redirect_to("https://school.example.com/")
         response = await client.get(
             "/pl/api/account/users", params={"key": KEY, "status": "active"}
@@ -382,10 +349,7 @@ async def test_redirect_answers_301_with_location() -> None:
 
 
 async def test_faults_and_fail_next() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         gc.faults.add("groups", Fault(status=500, body="<html>oops</html>"))
         response = await client.get("/pl/api/account/groups", params={"key": KEY})
         assert response.status_code == 500
@@ -402,10 +366,7 @@ async def test_faults_and_fail_next() -> None:
 
 
 async def test_recorded_requests_never_contain_the_key() -> None:
-    async with (
-        GetCourseStandIn.from_seed(api_key=KEY) as gc,
-        httpx.AsyncClient(base_url=gc.base_url) as client,
-    ):
+    async with serving() as (gc, client):
         await _get(client, "/pl/api/account/users", status="active")
         await client.post("/pl/api/account/exports/1", data={"key": KEY})
         await _import(client, {"user": {"email": "x@example.com"}})
