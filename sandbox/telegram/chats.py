@@ -30,9 +30,7 @@ class Chats:
     """Chats by id, the people met so far and the messages on both sides."""
 
     def __init__(self, bot_user: dict[str, Any]) -> None:
-        self._bot_sender = {
-            key: bot_user[key] for key in ("id", "is_bot", "first_name", "username")
-        }
+        self._bot_user = bot_user
         self._chats: dict[int, dict[str, Any]] = {}
         self.users: dict[int, dict[str, Any]] = {}
         self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
@@ -104,7 +102,9 @@ class Chats:
             "message_id": message.message_id,
             "date": message.date,
             "chat": dict(self.chat(message.chat_id)),
-            "from": dict(self._bot_sender),
+            "from": {
+                key: self._bot_user[key] for key in ("id", "is_bot", "first_name", "username")
+            },
         }
         optional = {
             "text": message.text,
