@@ -162,6 +162,10 @@ def _digits(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit())
 
 
+def _success(info: Any) -> Payload:
+    return {"success": True, "error": False, "error_message": "", "info": info}
+
+
 def _error(code: int, message: str | None = None) -> Payload:
     return {
         "success": False,
@@ -268,6 +272,27 @@ def load_seed(path: Path = DEFAULT_SEED_PATH) -> tuple[list[GetCourseUserRecord]
 class GetCourseStandIn(LoopbackServer):
     """A GetCourse account serving the legacy API on 127.0.0.1."""
 
+    # How the account answers what the public record leaves open (docs/getcourse-api.md, "Open
+    # questions"): one answer by default, the other when a test sets the switch on the instance.
+    # get-fields answers an HTML 404 page instead of its JSON envelope (the Tech API not
+    # enabled, or a domain that does not serve /pl/api/v1).
+    tech_api_missing = False
+    # An export matching nobody: an empty items list, or the "другой фильтр" error.
+    empty_result_style: EmptyResultStyle = "items"
+    # The email filter of an export: ignored (everyone comes back), or unknown (alone: 908).
+    email_filter_ignored = False
+    email_filter_unknown = False
+    # status= accepts only the statuses GetCourse's help documents (914 for the others).
+    documented_statuses_only = False
+    # created_at[to] leaves its own day out.
+    created_to_exclusive = False
+    # An import naming a custom field the account lacks: the field dropped, or an error.
+    unknown_field_answer: UnknownFieldAnswer = "drop"
+    # Not open questions, but account states: a mistyped subdomain (404 "Wrong subdomain"
+    # everywhere), an import API that answers an empty 200.
+    wrong_subdomain = False
+    import_enabled = True
+
     def __init__(
         self,
         *,
@@ -283,26 +308,15 @@ class GetCourseStandIn(LoopbackServer):
     ) -> None:
         super().__init__()
         self.api_key = api_key
+        self.tech_token = tech_token
         self.custom_fields: list[str] = list(custom_fields)
         self.budget = budget
         self.window_seconds = window_seconds
+        self.faults = FaultPlan()
+        self.clock = clock
         # Read at every poll, so a test can hold an export "building" and release it later.
         self.not_ready_polls = not_ready_polls
-        self.clock = clock
-        self.tech_token = tech_token
-        # The Tech API not there (not enabled, or a domain that does not serve /pl/api/v1):
-        # get-fields answers an HTML 404 page instead of its JSON envelope.
-        self.tech_api_missing = False
         self.export_latency = export_latency
-        self.empty_result_style: EmptyResultStyle = "items"
-        self.email_filter_ignored = False
-        self.email_filter_unknown = False
-        self.documented_statuses_only = False
-        self.created_to_exclusive = False
-        self.wrong_subdomain = False
-        self.unknown_field_answer: UnknownFieldAnswer = "drop"
-        self.import_enabled = True
-        self.faults = FaultPlan()
         self.groups: list[GetCourseGroup] = [
             GetCourseGroup(4848962, "Клуб", "2025-06-22 11:44:29"),
             GetCourseGroup(4848963, "Покупатели курса «Старт»", "2025-05-30 09:12:03"),
@@ -494,12 +508,7 @@ class GetCourseStandIn(LoopbackServer):
             items=[self._export_row(user) for user in matched],
         )
         self._exports[export.id] = export
-        return {
-            "success": True,
-            "info": {"export_id": export.id},
-            "error": False,
-            "error_message": "",
-        }
+        return _success({"export_id": export.id})
 
     def _before_to(self, day: date, created_to: date) -> bool:
         return day < created_to if self.created_to_exclusive else day <= created_to
@@ -591,21 +600,13 @@ class GetCourseStandIn(LoopbackServer):
         )
 
     async def _list_groups(self, request: web.Request, params: dict[str, str]) -> Payload:
-        return {
-            "success": True,
-            "error": False,
-            "error_message": "",
-            "info": [
-                {"id": g.id, "name": g.name, "last_added_at": g.last_added_at} for g in self.groups
-            ],
-        }
+        return _success(
+            [{"id": g.id, "name": g.name, "last_added_at": g.last_added_at} for g in self.groups]
+        )
 
     async def _list_fields(self, request: web.Request, params: dict[str, str]) -> Payload:
-        return {
-            "success": True,
-            "error": False,
-            "error_message": "",
-            "info": [
+        return _success(
+            [
                 {
                     "id": 1001 + position,
                     "type": "text",
@@ -617,8 +618,8 @@ class GetCourseStandIn(LoopbackServer):
                     "context_type": "user",
                 }
                 for position, title in enumerate(self.custom_fields)
-            ],
-        }
+            ]
+        )
 
     # ----- import API -----
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
@@ -29,13 +26,9 @@ from aiogram.types import (
 
 from sandbox.server import Fault
 from sandbox.telegram import TelegramStandIn
+from tests.sandbox.conftest import TOKEN, make_bot
 
-TOKEN = "123456789:AAH-test-token_for_the_stand_in"
 USER = 555000111
-
-
-def make_bot(tg: TelegramStandIn, token: str = TOKEN) -> Bot:
-    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(tg.base_url)))
 
 
 def keyboard(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
@@ -44,19 +37,6 @@ def keyboard(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
             [InlineKeyboardButton(text=text, callback_data=data)] for text, data in buttons
         ]
     )
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandIn]:
-    async with TelegramStandIn(token=TOKEN) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-async def bot(tg: TelegramStandIn) -> AsyncIterator[Bot]:
-    bot = make_bot(tg)
-    yield bot
-    await bot.session.close()
 
 
 async def test_get_me_returns_the_bot(bot: Bot) -> None:

@@ -13,7 +13,6 @@ from aiohttp import web
 from sandbox.server import LoopbackServer
 from sandbox.telegram import SECRET_HEADER, TelegramStandIn
 from tests.conftest import eventually
-from tests.sandbox.test_telegram_standin import TOKEN, make_bot
 
 USER = 555000222
 
@@ -40,22 +39,9 @@ class Receiver(LoopbackServer):
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandIn]:
-    async with TelegramStandIn(token=TOKEN) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     async with Receiver() as server:
         yield server
-
-
-@pytest.fixture
-async def bot(tg: TelegramStandIn) -> AsyncIterator[Bot]:
-    bot = make_bot(tg)
-    yield bot
-    await bot.session.close()
 
 
 async def test_updates_are_posted_in_order_with_the_secret(
