@@ -36,11 +36,14 @@ from handlers.texts import Texts
 from services.backoff import RetryPolicy
 from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
 from services.coalescing import CoalescedExports
-from services.console import OperatorConsole
-from services.console.change import OperatorChanges
-from services.console.export import LinksExport
-from services.console.find import PersonFinder
-from services.console.report import ConsoleReports, Deployment
+from services.console import (
+    ConsoleReports,
+    Deployment,
+    LinksExport,
+    OperatorChanges,
+    OperatorConsole,
+    PersonFinder,
+)
 from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
 from services.erasure import ErasureService

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from services.console.change import OperatorChanges
 from services.console.export import LinksExport
 from services.console.find import PersonFinder
-from services.console.report import ConsoleReports
+from services.console.report import ConsoleReports, Deployment
+
+__all__ = [
+    "ConsoleReports",
+    "Deployment",
+    "LinksExport",
+    "OperatorChanges",
+    "OperatorConsole",
+    "PersonFinder",
+]
 
 
 @dataclass(frozen=True)
