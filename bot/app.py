@@ -31,11 +31,19 @@ from bot.telegram_retry import RetryAfterMiddleware
 from handlers import get_routers
 from handlers.lookup_answers import deliver_answer
 from handlers.notices import render_notices
-from handlers.operators import OPERATOR_COMMANDS
+from handlers.operators import OPERATOR_COMMANDS, install_console
 from handlers.texts import Texts
 from services.backoff import RetryPolicy
 from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
 from services.coalescing import CoalescedExports
+from services.console import (
+    ConsoleReports,
+    Deployment,
+    LinksExport,
+    OperatorChanges,
+    OperatorConsole,
+    PersonFinder,
+)
 from services.directory import DirectoryMirror
 from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
 from services.erasure import ErasureService
@@ -45,12 +53,12 @@ from services.getcourse import GetCourseClient, PollSchedule
 from services.getcourse_import import GetCourseImportClient
 from services.getcourse_tech import GetCourseTechClient
 from services.health import CallTracker
+from services.link_store import LinkStore
 from services.linking import ConflictPolicy, LinkService
 from services.lookup_gate import LookupGate, LookupLimits
 from services.lookup_queue import LookupPace, LookupQueue
 from services.mail import LetterSender, SmtpConfig
 from services.notifications import GroupingNotifier, NoticeGroup
-from services.operators import Deployment, OperatorConsole
 from services.outbox import DeliverySchedule, OutboxWorker
 from services.ownership import CODE_VALID_SECONDS, LetterRenderer, OwnershipProofs, ProofMethod
 from services.profiles import ProfileBook
@@ -255,17 +263,26 @@ async def create_services(settings: Settings) -> Services:
         budget=budget,
     )
     sync.serve_lookups(lookups.users_arrived, lookups.settled)
+    figures = FigureBook(database, budget)
     operators = OperatorConsole(
-        database,
-        directory,
-        sync,
-        budget,
-        calls,
-        on_enqueued=outbox.wake,
-        deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
-        keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
-        follow_ups=follow_ups,
-        supervisor=supervisor,
+        find=PersonFinder(database),
+        change=OperatorChanges(
+            database,
+            directory,
+            LinkStore(follow_ups),
+            outbox.wake,
+            keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
+        ),
+        report=ConsoleReports(
+            database,
+            figures,
+            budget,
+            sync,
+            calls,
+            Deployment(__version__, settings.mode, settings_summary(settings)),
+            supervisor=supervisor,
+        ),
+        export=LinksExport(database),
     )
     profiles = ProfileBook(database)
     reachability = Reachability(database)
@@ -293,7 +310,7 @@ async def create_services(settings: Settings) -> Services:
         profiles=profiles,
         operators=operators,
         import_budget=import_budget,
-        figures=FigureBook(database, budget),
+        figures=figures,
         follow_ups=follow_ups,
         bridge=bridge,
         events=events,
@@ -374,12 +391,12 @@ def create_dispatcher(
         operator_chat_id=settings.operator_chat_id,
         school_name=settings.school_name,
         privacy_policy_url=settings.privacy_policy_url,
-        operator_console=services.operators,
         directory_sync=services.sync,
         profile_book=services.profiles,
         reachability=services.reachability,
         erasure=services.erasure,
     )
+    install_console(dispatcher, services.operators)
     middlewares.install(
         dispatcher,
         operator_ids=settings.operator_ids,

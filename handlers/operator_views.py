@@ -1,4 +1,4 @@
-"""What the operator console shows: the records of ``services.operators`` rendered with texts.
+"""What the operator console shows: the records of ``services.console`` rendered with texts.
 
 Each line is rendered on its own (``Texts.render`` escapes the values) and lines are joined,
 so nothing is escaped twice. Emails are shown in full only in a private chat with an operator;
@@ -9,20 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from handlers.texts import Texts
+from services.console.change import LinkProposal, Unlinked
+from services.console.find import HistoryEntry, PersonCard
+from services.console.report import DirectoryReport, HealthReport, QueueReport, Stats
 from services.email import mask_email
 from services.health import ServiceStatus
 from services.linking import Linked
 from services.models import BLOCKED_STATUSES
-from services.operators import (
-    DirectoryReport,
-    HealthReport,
-    HistoryEntry,
-    LinkProposal,
-    PersonCard,
-    QueueReport,
-    Stats,
-    Unlinked,
-)
 from services.redaction import error_text
 from services.storage.audit import AuditEntry
 from services.storage.bridge import FieldWrite, GetCourseEvent
@@ -34,6 +27,9 @@ from services.supervision import LoopStatus
 
 ERROR_LIMIT = 120
 AUDIT_VALUE_LIMIT = 60
+# The states /queue counts GetCourse field writes and Salebot callbacks in.
+FIELD_WRITES = ("pending", "failed")
+CALLBACKS = ("pending", "failed", "uncertain")
 
 
 def moment(stamp: datetime) -> str:
@@ -92,14 +88,9 @@ def card(texts: Texts, person: PersonCard, *, private: bool) -> str:
 def field_write(texts: Texts, write: FieldWrite) -> str:
     """One GetCourse field write: setting or blanking the IDs, and where it stands."""
     what = texts.render("field_write_clear" if write.blank else "field_write_set")
-    values: dict[str, object] = {
-        "at": moment(write.updated_at),
-        "attempts": write.attempts,
-        "created_at": moment(write.created_at),
-        "next_at": moment(datetime.fromtimestamp(write.next_attempt_at, UTC)),
-        "error": _short(write.last_error or "", ERROR_LIMIT),
-        "cause": bridge_cause(texts, write.cause),
-    }
+    next_at = datetime.fromtimestamp(write.next_attempt_at, UTC)
+    values = _attempts(write, next_at, write.last_error or "")
+    values["cause"] = bridge_cause(texts, write.cause)
     state = write.state
     if state == "pending" and write.cause is not None and write.attempts:
         state = "retrying"
@@ -135,13 +126,7 @@ def gc_status(texts: Texts, status: str) -> str:
 def delivery(texts: Texts, write: Delivery) -> str:
     """One Salebot write: what it does and where it stands."""
     what = texts.render("write_clear" if write.clears else "write_set")
-    values: dict[str, object] = {
-        "at": moment(write.updated_at),
-        "attempts": write.attempts,
-        "created_at": moment(write.created_at),
-        "next_at": moment(write.next_attempt_at),
-        "error": _short(error_text(write.last_error or ""), ERROR_LIMIT),
-    }
+    values = _attempts(write, write.next_attempt_at, error_text(write.last_error or ""))
     if write.state == "pending":
         if write.cause is None:
             return f"{what} {texts.render('delivery_pending', **values)}"
@@ -151,6 +136,17 @@ def delivery(texts: Texts, write: Delivery) -> str:
         values["cause"] = cause(texts, write.cause)
         return f"{what} {texts.render('delivery_failed', **values)}"
     return f"{what} {texts.render(f'delivery_{write.state}', **values)}"
+
+
+def _attempts(write: Delivery | FieldWrite, next_at: datetime, error: str) -> dict[str, object]:
+    """Where a write to Salebot or GetCourse stands, as the texts of both show it."""
+    return {
+        "at": moment(write.updated_at),
+        "attempts": write.attempts,
+        "created_at": moment(write.created_at),
+        "next_at": moment(next_at),
+        "error": _short(error, ERROR_LIMIT),
+    }
 
 
 def cause(texts: Texts, name: str | None) -> str:
@@ -272,22 +268,9 @@ def queue(texts: Texts, report: QueueReport) -> str:
                 for count, name in counts
             ]
     if report.field_writes:
-        lines.append(
-            texts.render(
-                "queue_field_writes",
-                pending=_in_state(report.field_writes, "pending"),
-                failed=_in_state(report.field_writes, "failed"),
-            )
-        )
+        lines.append(_by_state(texts, "queue_field_writes", report.field_writes, FIELD_WRITES))
     if report.callbacks:
-        lines.append(
-            texts.render(
-                "queue_callbacks",
-                pending=_in_state(report.callbacks, "pending"),
-                failed=_in_state(report.callbacks, "failed"),
-                uncertain=_in_state(report.callbacks, "uncertain"),
-            )
-        )
+        lines.append(_by_state(texts, "queue_callbacks", report.callbacks, CALLBACKS))
     if not report.oldest:
         return "\n".join(lines)
     lines.append(texts.render("queue_oldest_header"))
@@ -305,8 +288,15 @@ def queue(texts: Texts, report: QueueReport) -> str:
     return "\n".join(lines)
 
 
-def _in_state(waiting: dict[tuple[str, str | None], int], state: str) -> int:
-    return sum(count for (kind, _), count in waiting.items() if kind == state)
+def _by_state(
+    texts: Texts, key: str, waiting: dict[tuple[str, str | None], int], states: tuple[str, ...]
+) -> str:
+    """``key`` rendered with how many of ``waiting`` stand in each of ``states``."""
+    counts = dict.fromkeys(states, 0)
+    for (state, _), count in waiting.items():
+        if state in counts:
+            counts[state] += count
+    return texts.render(key, **counts)
 
 
 def _event_stats(texts: Texts, counts: dict[tuple[str, str], int]) -> list[str]:

@@ -7,10 +7,11 @@ this router's: it passes on to the student router untouched, so a non-operator w
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiogram import Bot, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.context import FSMContext
@@ -40,32 +41,21 @@ from handlers.operator_keyboards import (
     unlink_keyboard,
 )
 from handlers.texts import Texts
+from services.console import OperatorConsole
+from services.console.change import LinkChanged, OperatorChanges
+from services.console.export import LinksExport
+from services.console.find import InvalidQuery, PersonFinder
+from services.console.report import ConsoleReports
 from services.directory_sync import DirectorySync, SyncKind, SyncProgress, SyncResult
 from services.email import normalize_email
 from services.erasure import ErasureService
 from services.errors import GetCourseError, InvalidEmail
 from services.linking import NotFound
 from services.models import GetCourseUser
-from services.operators import InvalidQuery, LinkChanged, OperatorConsole
 from services.redaction import error_text
 
 log = logging.getLogger(__name__)
 
-# In the order /help and the command menu list them.
-OPERATOR_COMMANDS = (
-    "help",
-    "find",
-    "link",
-    "unlink",
-    "resync",
-    "queue",
-    "stats",
-    "export",
-    "audit",
-    "health",
-    "sync",
-    "erase",
-)
 AUDIT_DEFAULT = 10
 AUDIT_MAX = 20  # more would not fit one Telegram message
 QUERY_QUOTE_LIMIT = 60
@@ -101,27 +91,31 @@ class ButtonMessage(Filter):
         return {"message": query.message} if isinstance(query.message, Message) else False
 
 
+def install_console(dispatcher: Dispatcher, console: OperatorConsole) -> None:
+    """Hands the console's jobs to the handlers here, under the names they take them by."""
+    dispatcher["person_finder"] = console.find
+    dispatcher["operator_changes"] = console.change
+    dispatcher["console_reports"] = console.report
+    dispatcher["links_export"] = console.export
+
+
 def router() -> Router:
     router = Router(name="operators")
     router.message.filter(FromOperator())
     router.callback_query.filter(FromOperator())
 
-    router.message.register(on_help, Command("help"))
-    router.message.register(on_find, Command("find"))
-    router.message.register(on_link, Command("link"))
-    router.message.register(on_unlink, Command("unlink"))
-    router.message.register(on_resync, Command("resync"))
-    router.message.register(on_queue, Command("queue"))
-    router.message.register(on_stats, Command("stats"))
-    router.message.register(on_export, Command("export"))
-    router.message.register(on_audit, Command("audit"))
-    router.message.register(on_health, Command("health"))
-    router.message.register(on_sync, Command("sync"))
-    router.message.register(on_erase, Command("erase"))
+    for name, handler in COMMAND_HANDLERS.items():
+        router.message.register(handler, Command(name))
     router.callback_query.register(on_card_button, CardButton.filter(), ButtonMessage())
     router.callback_query.register(on_link_button, LinkButton.filter(), ButtonMessage())
-    router.callback_query.register(on_unlink_button, UnlinkButton.filter(), ButtonMessage())
-    router.callback_query.register(on_erase_button, EraseButton.filter(), ButtonMessage())
+    router.callback_query.register(
+        on_unlink_button, UnlinkButton.filter(F.confirm), ButtonMessage()
+    )
+    router.callback_query.register(on_erase_button, EraseButton.filter(F.confirm), ButtonMessage())
+    for button, cancelled in ((UnlinkButton, "unlink_cancelled"), (EraseButton, "erase_cancelled")):
+        router.callback_query.register(
+            _cancel(cancelled), button.filter(~F.confirm), ButtonMessage()
+        )
     router.callback_query.register(on_retry_all_button, RetryAllButton.filter(), ButtonMessage())
     return router
 
@@ -131,14 +125,14 @@ async def on_help(message: Message, texts: Texts) -> None:
 
 
 async def on_find(
-    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+    message: Message, command: CommandObject, person_finder: PersonFinder, texts: Texts
 ) -> None:
     query = (command.args or "").strip()
     if not query:
         await message.answer(texts.render("find_usage"))
         return
     try:
-        result = await operator_console.find(query)
+        result = await person_finder.find(query)
     except InvalidQuery:
         await message.answer(texts.render("find_usage"))
         return
@@ -160,7 +154,7 @@ async def on_link(
     command: CommandObject,
     bot: Bot,
     state: FSMContext,
-    operator_console: OperatorConsole,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
     parts = (command.args or "").split()
@@ -178,7 +172,7 @@ async def on_link(
     await message.answer(texts.render("link_checking", email=shown))
     try:
         async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
-            outcome = await operator_console.propose_link(telegram_id, email)
+            outcome = await operator_changes.propose_link(telegram_id, email)
     except GetCourseError as error:
         await message.answer(texts.render("link_try_later", error=error_text(error)))
         return
@@ -210,7 +204,7 @@ async def on_link_button(
     message: Message,
     callback_data: LinkButton,
     state: FSMContext,
-    operator_console: OperatorConsole,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
     data = await state.get_data()
@@ -234,7 +228,7 @@ async def on_link_button(
         first_name=saved["first_name"],
         last_name=saved["last_name"],
     )
-    outcome = await operator_console.link(
+    outcome = await operator_changes.link(
         query.from_user.id, callback_data.telegram_id, user, callback_data.version
     )
     await state.set_data({key: value for key, value in data.items() if key != PROPOSAL_KEY})
@@ -247,19 +241,27 @@ async def on_link_button(
 
 
 async def on_unlink(
-    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+    message: Message,
+    command: CommandObject,
+    person_finder: PersonFinder,
+    operator_changes: OperatorChanges,
+    texts: Texts,
 ) -> None:
     argument = (command.args or "").strip()
     if not argument.isdigit():
         await message.answer(texts.render("unlink_usage"))
         return
-    await _ask_to_unlink(message, int(argument), operator_console, texts)
+    await _ask_to_unlink(message, int(argument), person_finder, operator_changes, texts)
 
 
 async def _ask_to_unlink(
-    message: Message, telegram_id: int, operator_console: OperatorConsole, texts: Texts
+    message: Message,
+    telegram_id: int,
+    person_finder: PersonFinder,
+    operator_changes: OperatorChanges,
+    texts: Texts,
 ) -> None:
-    person = await operator_console.card(telegram_id)
+    person = await person_finder.card(telegram_id)
     if person.link is None:
         await message.answer(texts.render("not_linked", telegram_id=telegram_id))
         return
@@ -267,7 +269,7 @@ async def _ask_to_unlink(
         views.unlink_question(
             texts,
             person,
-            keeps_variables=operator_console.keeps_variables_on_unlink,
+            keeps_variables=operator_changes.keeps_variables_on_unlink,
             private=_private(message.chat),
         ),
         reply_markup=unlink_keyboard(texts, telegram_id, person.link.version),
@@ -278,37 +280,32 @@ async def on_unlink_button(
     query: CallbackQuery,
     message: Message,
     callback_data: UnlinkButton,
-    operator_console: OperatorConsole,
+    person_finder: PersonFinder,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
     telegram_id = callback_data.telegram_id
-    if not callback_data.confirm:
-        await message.edit_text(texts.render("unlink_cancelled"))
+    outcome = await operator_changes.unlink(query.from_user.id, telegram_id, callback_data.version)
+    if outcome is None:
+        await message.edit_text(texts.render("not_linked", telegram_id=telegram_id))
+    elif isinstance(outcome, LinkChanged):
+        # The link was changed since the question: ask about the link as it is now.
+        await message.edit_text(texts.render("unlink_stale", telegram_id=telegram_id))
+        await _ask_to_unlink(message, telegram_id, person_finder, operator_changes, texts)
     else:
-        outcome = await operator_console.unlink(
-            query.from_user.id, telegram_id, callback_data.version
-        )
-        if outcome is None:
-            await message.edit_text(texts.render("not_linked", telegram_id=telegram_id))
-        elif isinstance(outcome, LinkChanged):
-            # The link was changed since the question: ask about the link as it is now.
-            await message.edit_text(texts.render("unlink_stale", telegram_id=telegram_id))
-            await _ask_to_unlink(message, telegram_id, operator_console, texts)
-        else:
-            private = _private(message.chat)
-            await message.edit_text(views.unlinked(texts, outcome, private=private))
+        await message.edit_text(views.unlinked(texts, outcome, private=_private(message.chat)))
     await query.answer()
 
 
 async def on_erase(
-    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+    message: Message, command: CommandObject, person_finder: PersonFinder, texts: Texts
 ) -> None:
     argument = (command.args or "").strip()
     if not argument.isdigit():
         await message.answer(texts.render("erase_usage"))
         return
     telegram_id = int(argument)
-    person = await operator_console.card(telegram_id)
+    person = await person_finder.card(telegram_id)
     await message.answer(
         views.erase_question(texts, person, private=_private(message.chat)),
         reply_markup=erase_keyboard(texts, telegram_id),
@@ -322,12 +319,8 @@ async def on_erase_button(
     erasure: ErasureService,
     texts: Texts,
 ) -> None:
-    telegram_id = callback_data.telegram_id
-    if not callback_data.confirm:
-        await message.edit_text(texts.render("erase_cancelled"))
-    else:
-        outcome = await erasure.erase(telegram_id, operator_id=query.from_user.id)
-        await message.edit_text(erased(texts, outcome, title="erase_done"))
+    outcome = await erasure.erase(callback_data.telegram_id, operator_id=query.from_user.id)
+    await message.edit_text(erased(texts, outcome, title="erase_done"))
     await query.answer()
 
 
@@ -335,15 +328,15 @@ async def on_resync(
     message: Message,
     event_from_user: User,
     command: CommandObject,
-    operator_console: OperatorConsole,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
     argument = (command.args or "").strip()
     if argument.lower() == "failed":
-        count = await operator_console.retry_all(event_from_user.id)
+        count = await operator_changes.retry_all(event_from_user.id)
         await message.answer(texts.render("retry_all_done", count=count))
     elif argument.isdigit():
-        await _resync(message, event_from_user.id, int(argument), operator_console, texts)
+        await _resync(message, event_from_user.id, int(argument), operator_changes, texts)
     else:
         await message.answer(texts.render("resync_usage"))
 
@@ -352,10 +345,10 @@ async def _resync(
     message: Message,
     operator_id: int,
     telegram_id: int,
-    operator_console: OperatorConsole,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
-    link = await operator_console.resync(operator_id, telegram_id)
+    link = await operator_changes.resync(operator_id, telegram_id)
     key = "resync_done" if link is not None else "not_linked"
     await message.answer(texts.render(key, telegram_id=telegram_id))
 
@@ -365,7 +358,7 @@ async def on_sync(
     event_from_user: User,
     command: CommandObject,
     directory_sync: DirectorySync,
-    operator_console: OperatorConsole,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
     """Starts a directory sync in the background; its progress edits one message."""
@@ -416,29 +409,29 @@ async def on_sync(
             )
 
     if directory_sync.start(kind, progress, done):
-        await operator_console.record_sync(event_from_user.id, kind)
+        await operator_changes.record_sync(event_from_user.id, kind)
     else:
         await show(texts.render("sync_running"))
 
 
-async def on_queue(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
-    report = await operator_console.queue()
+async def on_queue(message: Message, console_reports: ConsoleReports, texts: Texts) -> None:
+    report = await console_reports.queue()
     markup = retry_keyboard(texts) if report.total or report.follow_ups else None
     await message.answer(views.queue(texts, report), reply_markup=markup)
 
 
 async def on_retry_all_button(
-    query: CallbackQuery, message: Message, operator_console: OperatorConsole, texts: Texts
+    query: CallbackQuery, message: Message, operator_changes: OperatorChanges, texts: Texts
 ) -> None:
-    count = await operator_console.retry_all(query.from_user.id)
+    count = await operator_changes.retry_all(query.from_user.id)
     await query.answer(texts.render("retry_all_done", count=count))
     await message.answer(texts.render("retry_all_done", count=count))
 
 
-async def on_stats(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
-    figures = await operator_console.stats()
+async def on_stats(message: Message, console_reports: ConsoleReports, texts: Texts) -> None:
+    figures = await console_reports.stats()
     await message.answer(views.stats(texts, figures))
-    chart = await operator_console.links_chart(
+    chart = await console_reports.links_chart(
         figures,
         title=texts.render("chart_title"),
         made_label=texts.render("chart_made"),
@@ -451,13 +444,13 @@ async def on_stats(message: Message, operator_console: OperatorConsole, texts: T
 
 
 async def on_export(
-    message: Message, operator_console: OperatorConsole, texts: Texts, event_from_user: User
+    message: Message, links_export: LinksExport, texts: Texts, event_from_user: User
 ) -> None:
     # A group may hold people who are not operators: the whole list goes to private chats only.
     if not _private(message.chat):
         await message.answer(texts.render("export_private_only"))
         return
-    export = await operator_console.export_csv(
+    export = await links_export.export_csv(
         event_from_user.id, delimiter=texts.render("csv_delimiter")
     )
     filename = f"links-{datetime.now(UTC):%Y-%m-%d}.csv"
@@ -468,37 +461,49 @@ async def on_export(
 
 
 async def on_audit(
-    message: Message, command: CommandObject, operator_console: OperatorConsole, texts: Texts
+    message: Message, command: CommandObject, console_reports: ConsoleReports, texts: Texts
 ) -> None:
     argument = (command.args or "").strip()
     if argument and not argument.isdigit():
         await message.answer(texts.render("audit_usage", limit=AUDIT_MAX))
         return
     count = min(max(int(argument), 1), AUDIT_MAX) if argument else AUDIT_DEFAULT
-    entries = await operator_console.audit(count)
+    entries = await console_reports.audit(count)
     await message.answer(views.audit(texts, entries, private=_private(message.chat)))
 
 
-async def on_health(message: Message, operator_console: OperatorConsole, texts: Texts) -> None:
-    await message.answer(views.health(texts, await operator_console.health()))
+async def on_health(message: Message, console_reports: ConsoleReports, texts: Texts) -> None:
+    await message.answer(views.health(texts, await console_reports.health()))
 
 
 async def on_card_button(
     query: CallbackQuery,
     message: Message,
     callback_data: CardButton,
-    operator_console: OperatorConsole,
+    person_finder: PersonFinder,
+    operator_changes: OperatorChanges,
     texts: Texts,
 ) -> None:
     telegram_id = callback_data.telegram_id
     if callback_data.action is CardAction.RESYNC:
-        await _resync(message, query.from_user.id, telegram_id, operator_console, texts)
+        await _resync(message, query.from_user.id, telegram_id, operator_changes, texts)
     elif callback_data.action is CardAction.UNLINK:
-        await _ask_to_unlink(message, telegram_id, operator_console, texts)
+        await _ask_to_unlink(message, telegram_id, person_finder, operator_changes, texts)
     else:
-        entries = await operator_console.history(telegram_id)
+        entries = await person_finder.history(telegram_id)
         await message.answer(views.history(texts, telegram_id, entries))
     await query.answer()
+
+
+def _cancel(cancelled: str) -> Callable[[CallbackQuery, Message, Texts], Awaitable[None]]:
+    """The handler of Cancel under a question: the text ``cancelled`` takes its place and
+    nothing changes."""
+
+    async def on_cancel(query: CallbackQuery, message: Message, texts: Texts) -> None:
+        await message.edit_text(texts.render(cancelled))
+        await query.answer()
+
+    return on_cancel
 
 
 def _private(chat: Chat) -> bool:
@@ -508,3 +513,21 @@ def _private(chat: Chat) -> bool:
 def _quote(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= QUERY_QUOTE_LIMIT else flat[: QUERY_QUOTE_LIMIT - 1] + "…"
+
+
+# The operator commands, in the order /help and the command menu list them.
+COMMAND_HANDLERS: dict[str, Callable[..., Awaitable[None]]] = {
+    "help": on_help,
+    "find": on_find,
+    "link": on_link,
+    "unlink": on_unlink,
+    "resync": on_resync,
+    "queue": on_queue,
+    "stats": on_stats,
+    "export": on_export,
+    "audit": on_audit,
+    "health": on_health,
+    "sync": on_sync,
+    "erase": on_erase,
+}
+OPERATOR_COMMANDS = tuple(COMMAND_HANDLERS)

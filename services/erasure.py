@@ -198,16 +198,7 @@ class ErasureService:
                 await OutboxRepository.enqueue_blank(
                     tx, telegram_id, now, erase_when_delivered=True
                 )
-            if operator_id is not None:
-                await AuditRepository.record(
-                    tx,
-                    at=now,
-                    operator_id=operator_id,
-                    action=AuditAction.ERASE,
-                    target=str(telegram_id),
-                    before={},
-                    after={},
-                )
+            await AuditRepository.record(tx, now, operator_id, AuditAction.ERASE, telegram_id)
         for forget in self._forget_cached:
             forget(telegram_id)
         if blanked:

@@ -7,12 +7,13 @@ removed in two ways."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 
 import aiosqlite
 
 from services.bridge import LinkFollowUps
-from services.models import Link, cleared_salebot_variables, salebot_variables
+from services.models import GetCourseUser, Link, cleared_salebot_variables, salebot_variables
 from services.storage.deliveries import DeliveryRepository
 from services.storage.link_events import LinkEventKind, LinkEventRepository
 from services.storage.links import LinkRepository
@@ -45,6 +46,33 @@ class LinkStore:
             await self.follow_ups.link_changed(tx, link.telegram_id, previous, link, now)
         kind = LinkEventKind.RELINKED if previous else LinkEventKind.LINKED
         await LinkEventRepository.record(tx, kind, link.telegram_id, now, operator_id)
+
+    async def put_user(
+        self,
+        tx: aiosqlite.Connection,
+        telegram_id: int,
+        email: str,
+        user: GetCourseUser,
+        previous: Link | None,
+        now: float,
+        operator_id: int | None = None,
+    ) -> Link:
+        """Link ``telegram_id`` to ``user`` under ``email`` and store it as ``put`` does. The
+        Salebot client and the first link time carry over from ``previous``; ``operator_id``:
+        the operator who made the link."""
+        stamp = datetime.fromtimestamp(now, UTC)
+        link = Link(
+            telegram_id=telegram_id,
+            email=email,
+            gc_user_id=user.id,
+            gc_name=user.full_name,
+            salebot_client_id=previous.salebot_client_id if previous else None,
+            linked_at=previous.linked_at if previous else stamp,
+            updated_at=stamp,
+            linked_by=operator_id,
+        )
+        await self.put(tx, link, previous, now, operator_id)
+        return link
 
     async def remove(
         self,

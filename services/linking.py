@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -319,12 +318,11 @@ class LinkService:
                 await ProofRepository.delete_in(tx, proof.telegram_id)
                 await AuditRepository.record(
                     tx,
-                    at=self._clock(),
-                    operator_id=operator_id,
-                    action=AuditAction.PROOF_REFUSE,
-                    target=str(proof.telegram_id),
+                    self._clock(),
+                    operator_id,
+                    AuditAction.PROOF_REFUSE,
+                    proof.telegram_id,
                     before={"email": proof.email},
-                    after={},
                 )
         if not confirm or proof.gc_user_id is None:
             log.info("operator %s refused the proof of telegram %s", operator_id, proof.telegram_id)
@@ -405,7 +403,6 @@ class LinkService:
         likewise a ``proof`` is used up, and nothing happens if it is gone. ``operator_id``:
         the operator who confirmed the proof (the link records them, the audit the change)."""
         now = self._clock()
-        stamp = datetime.fromtimestamp(now, UTC)
         async with self._database.transaction() as tx:
             if queued is not None and not await QueuedLookupRepository.is_waiting_in(tx, queued):
                 return None
@@ -429,27 +426,14 @@ class LinkService:
                 if not refused:
                     await self._store_unit.remove(tx, holder, now, SalebotAfterRemoval.CLEAR)
             if not refused:
-                link = Link(
-                    telegram_id=telegram_id,
-                    email=email,
-                    gc_user_id=user.id,
-                    gc_name=user.full_name,
-                    salebot_client_id=previous.salebot_client_id if previous else None,
-                    linked_at=previous.linked_at if previous else stamp,
-                    updated_at=stamp,
-                    linked_by=operator_id,
+                link = await self._store_unit.put_user(
+                    tx, telegram_id, email, user, previous, now, operator_id
                 )
-                await self._store_unit.put(tx, link, previous, now, operator_id)
-            if operator_id is not None:
-                await AuditRepository.record(
-                    tx,
-                    at=now,
-                    operator_id=operator_id,
-                    action=AuditAction.PROOF_CONFIRM,
-                    target=str(telegram_id),
-                    before={"email": previous.email} if previous else {},
-                    after={} if refused else {"email": email, "gc_user_id": user.id},
-                )
+            before = {"email": previous.email} if previous else {}
+            after = {} if refused else {"email": email, "gc_user_id": user.id}
+            await AuditRepository.record(
+                tx, now, operator_id, AuditAction.PROOF_CONFIRM, telegram_id, before, after
+            )
             if queued is not None:
                 if refused:
                     result = LookupResult.CONFLICT

@@ -93,7 +93,7 @@ def callbacks(standins: StandIns) -> list[tuple[int, str]]:
 
 async def operator_links_ivan(standins: StandIns, app: App) -> int:
     """An operator links Ivan; his Salebot client, once the linked message has reached it."""
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
     ivan_client = client_id(standins, IVAN)
     await eventually(lambda: (ivan_client, "gc_linked") in callbacks(standins))
     return ivan_client
@@ -124,7 +124,7 @@ async def test_a_link_writes_both_ids_into_getcourse_and_calls_the_funnel_back(
 async def test_operator_link_relink_and_unlink_keep_getcourse_fields_true(
     standins: StandIns, app: App
 ) -> None:
-    operators = app.services.operators
+    operators = app.services.operators.change
     ivan_client = str(client_id(standins, IVAN))
     await operators.link(OPERATOR_ID, IVAN, IVAN_GC)
     await eventually(lambda: gc_fields(standins, IVAN_GC.email)["sb_id"] == ivan_client)
@@ -154,9 +154,9 @@ async def test_a_failing_import_is_retried_across_a_restart(
         return sum(1 for r in standins.getcourse.requests if r.endpoint == "import")
 
     async with serving(standins, settings) as app:
-        await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+        await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
         await eventually(lambda: attempts() >= 2)
-        write = await app.services.operators.card(IVAN)
+        write = await app.services.operators.find.card(IVAN)
         assert write.field_write is not None
         assert (write.field_write.state, write.field_write.cause) == ("pending", "unavailable")
     assert gc_fields(standins, IVAN_GC.email) == {"telegram_id": "", "sb_id": ""}
@@ -165,7 +165,7 @@ async def test_a_failing_import_is_retried_across_a_restart(
     async with serving(standins, settings) as app:
         await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
         assert len(standins.getcourse.imports) == 1
-        card = await app.services.operators.card(IVAN)
+        card = await app.services.operators.find.card(IVAN)
         assert card.field_write is not None
         assert card.field_write.state == "delivered"
 
@@ -210,10 +210,10 @@ async def test_an_event_for_someone_not_linked_yet_is_delivered_when_they_link(
     assert answer.json()["status"] == "waiting"
     assert standins.salebot.callbacks == []
 
-    await app.services.operators.link(OPERATOR_ID, MARIA, ANNA_GC)
+    await app.services.operators.change.link(OPERATOR_ID, MARIA, ANNA_GC)
     maria_client = client_id(standins, MARIA)
     await eventually(lambda: (maria_client, "gc_paid") in callbacks(standins))
-    card = await app.services.operators.card(MARIA)
+    card = await app.services.operators.find.card(MARIA)
     assert [(event.event, event.delivery) for event in card.events] == [("paid", "delivered")]
 
 
@@ -266,8 +266,8 @@ async def test_a_missing_getcourse_field_is_told_to_the_operators_once(
     settings = both_ways(standins, operator_chat_id=OPERATOR_CHAT, operator_notice_interval=0.2)
     notice = plain(Texts.load("ru").render("notice_getcourse_field_missing", count=1))
     async with serving(standins, settings) as app:
-        await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
-        await app.services.operators.link(OPERATOR_ID, MARIA, ANNA_GC)
+        await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
+        await app.services.operators.change.link(OPERATOR_ID, MARIA, ANNA_GC)
         for person in (IVAN, MARIA):
             await eventually(lambda person=person: _write_failed(app, person))
     told = operator_chat_notices(standins, notice.split("—")[0])
@@ -277,7 +277,7 @@ async def test_a_missing_getcourse_field_is_told_to_the_operators_once(
 
 
 async def _write_failed(app: App, telegram_id: int) -> bool:
-    card = await app.services.operators.card(telegram_id)
+    card = await app.services.operators.find.card(telegram_id)
     write = card.field_write
     return write is not None and (write.state, write.cause) == ("failed", "field_missing")
 
@@ -292,12 +292,12 @@ async def test_a_callback_that_may_have_landed_is_not_sent_again(
     assert answer.status_code == 200
 
     async def uncertain() -> bool:
-        events = (await app.services.operators.card(IVAN)).events
+        events = (await app.services.operators.find.card(IVAN)).events
         return [event.delivery for event in events] == ["uncertain"]
 
     await eventually(uncertain)
     # Even "retry all" leaves it: only an operator who checked Salebot can tell.
-    await app.services.operators.retry_all(OPERATOR_ID)
+    await app.services.operators.change.retry_all(OPERATOR_ID)
     assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'uncertain'") == 1
     assert await count(app, "SELECT COUNT(*) FROM salebot_callbacks WHERE state = 'pending'") == 0
     assert len(standins.salebot.requests_of("callback")) == 2  # gc_linked, and the one 502
@@ -337,7 +337,7 @@ async def test_forgetting_a_person_blanks_their_fields_and_deletes_their_events(
     standins: StandIns, app: App
 ) -> None:
     """``/forget`` and ``/erase`` (services.erasure) take issue 13's rows with them."""
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
     await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
     await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")
     await eventually(lambda: "gc_paid" in [message for _, message in callbacks(standins)])
@@ -368,7 +368,7 @@ async def test_a_user_who_changed_email_in_getcourse_is_written_not_created(
     await DirectoryRepository(app.services.database).upsert([moved], 0.0)
     users = len(standins.getcourse.users)
 
-    await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+    await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
 
     await eventually(
         lambda: gc_fields(standins, "ivan.new@example.com")["telegram_id"] == str(IVAN)
@@ -412,7 +412,7 @@ async def test_a_callback_cut_off_by_a_stop_is_not_sent_again_after_the_restart(
 ) -> None:
     settings = both_ways(standins, salebot_linked_message="", shutdown_timeout=0.5)
     async with serving(standins, settings) as app:
-        await app.services.operators.link(OPERATOR_ID, IVAN, IVAN_GC)
+        await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
         await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
         standins.salebot.delay_next("callback", 3.0)
         await post_event(settings, secret=SECRET, event="paid", user_id="187654321")
@@ -421,7 +421,7 @@ async def test_a_callback_cut_off_by_a_stop_is_not_sent_again_after_the_restart(
     async with serving(standins, settings) as app:
 
         async def uncertain() -> bool:
-            events = (await app.services.operators.card(IVAN)).events
+            events = (await app.services.operators.find.card(IVAN)).events
             return [event.delivery for event in events] == ["uncertain"]
 
         await eventually(uncertain)

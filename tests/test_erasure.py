@@ -216,6 +216,17 @@ async def test_operator_erase_is_audited_without_the_data(console: Console) -> N
     assert {(row["before"], row["after"]) for row in audit} == {("{}", "{}")}
 
 
+async def test_erase_cancelled_keeps_everything(console: Console) -> None:
+    await console.link_student(IVAN, IVAN_EMAIL)
+    await console.say(f"/erase {IVAN}")
+    question = console.last()
+    await console.press(question, "Отмена")
+    assert console.text() == plain(RU.render("erase_cancelled"))
+    assert console.last().buttons() == []
+    assert await console.services.links.current_link(IVAN) is not None
+    assert await console.rows("SELECT * FROM operator_audit") == []
+
+
 async def test_erase_of_someone_unknown_and_bad_input(console: Console) -> None:
     await console.say("/erase ivan")
     assert console.text() == plain(RU.render("erase_usage"))

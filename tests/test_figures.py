@@ -21,7 +21,7 @@ async def test_stats_health_and_metrics_agree(standins: StandIns) -> None:
         maria.says("maria.sidorova@example.com")
         await maria.reply("Готово")
 
-        console = app.services.operators
+        console = app.services.operators.report
         stats, health = await console.stats(), await console.health()
         scraped = (await get(settings.health_listen, "/metrics")).text
 

@@ -40,15 +40,18 @@ class AuditRepository(Repository):
     @staticmethod
     async def record(
         tx: aiosqlite.Connection,
-        *,
         at: float,
-        operator_id: int,
+        operator_id: int | None,
         action: AuditAction,
-        target: str,
-        before: dict[str, str],
-        after: dict[str, str],
+        target: int | str,
+        before: dict[str, str] | None = None,
+        after: dict[str, str] | None = None,
     ) -> None:
-        """Written in the transaction of the change itself: no change without its record."""
+        """Written in the transaction of the change itself: no change without its record.
+        Only operators are audited: with no ``operator_id`` (a person's own change) nothing
+        is written. A Telegram ID as ``target`` is kept as its digits."""
+        if operator_id is None:
+            return
         await tx.execute(
             "INSERT INTO operator_audit (at, operator_id, action, target, before, after) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -56,9 +59,9 @@ class AuditRepository(Repository):
                 at,
                 operator_id,
                 action,
-                target,
-                json.dumps(before, ensure_ascii=False),
-                json.dumps(after, ensure_ascii=False),
+                str(target),
+                json.dumps(before or {}, ensure_ascii=False),
+                json.dumps(after or {}, ensure_ascii=False),
             ),
         )
 

@@ -3,7 +3,7 @@ counts kept by other parts of the bot (lookups, conflicts) and the database's si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from services.storage.database import Database
 
@@ -73,38 +73,24 @@ class ConsoleQueries:
             ORDER BY l.linked_at, l.telegram_id
             """
         )
-        return [
-            ExportRow(
-                telegram_id=int(row["telegram_id"]),
-                username=row["username"],
-                first_name=row["first_name"],
-                email=row["email"],
-                gc_user_id=row["gc_user_id"],
-                gc_name=row["gc_name"],
-                salebot_client_id=row["salebot_client_id"],
-                linked_at=row["linked_at"],
-                updated_at=row["updated_at"],
-                linked_by=row["linked_by"],
-                delivery_state=row["delivery_state"],
-                delivery_updated_at=row["delivery_updated_at"],
-                delivery_error=row["delivery_error"],
-            )
-            for row in rows
-        ]
+        # The query names its columns as ExportRow names its fields.
+        names = [column.name for column in fields(ExportRow)]
+        return [ExportRow(**{name: row[name] for name in names}) for row in rows]
 
     async def not_found_since(self, since: float) -> int:
-        row = await self._database.fetchone(
-            "SELECT COUNT(*) FROM lookups WHERE outcome = ? AND at >= ?",
-            (LOOKUP_NOT_FOUND, since),
+        return await self._count(
+            "SELECT COUNT(*) FROM lookups WHERE outcome = ? AND at >= ?", LOOKUP_NOT_FOUND, since
         )
-        return int(row[0]) if row else 0
 
     async def conflicts_since(self, since: float) -> int:
         # ``at`` is an ISO stamp there; julianday reads it whatever its precision.
-        row = await self._database.fetchone(
+        return await self._count(
             "SELECT COUNT(*) FROM link_conflicts WHERE (julianday(at) - 2440587.5) * 86400.0 >= ?",
-            (since,),
+            since,
         )
+
+    async def _count(self, sql: str, *parameters: object) -> int:
+        row = await self._database.fetchone(sql, parameters)
         return int(row[0]) if row else 0
 
     async def database_bytes(self) -> int:

@@ -1,0 +1,31 @@
+"""The operator console, split by job: ``find`` (a person and their link health card),
+``change`` (link, unlink, resync, retries, syncs started; each audited), ``report`` (the queue,
+``/stats``, the audit trail, ``/health``) and ``export`` (the CSV of every link). Each job takes
+only what it needs; ``OperatorConsole`` bundles the four for the composition root. Nothing here
+knows Telegram: the handlers render the records these jobs return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.console.change import OperatorChanges
+from services.console.export import LinksExport
+from services.console.find import PersonFinder
+from services.console.report import ConsoleReports, Deployment
+
+__all__ = [
+    "ConsoleReports",
+    "Deployment",
+    "LinksExport",
+    "OperatorChanges",
+    "OperatorConsole",
+    "PersonFinder",
+]
+
+
+@dataclass(frozen=True)
+class OperatorConsole:
+    find: PersonFinder
+    change: OperatorChanges
+    report: ConsoleReports
+    export: LinksExport
