@@ -1,0 +1,60 @@
+"""The operators' console (built in one function, so that it can be swapped whole)."""
+
+from __future__ import annotations
+
+import typing
+
+from pydantic import SecretStr
+
+from bot import __version__
+from bot.settings import Settings
+from services.bridge import LinkFollowUps
+from services.directory import DirectoryMirror
+from services.directory_sync import DirectorySync
+from services.export_budget import ExportBudget
+from services.health import CallTracker
+from services.operators import Deployment, OperatorConsole
+from services.outbox import OutboxWorker
+from services.storage.database import Database
+from services.supervision import Supervisor
+
+
+def operator_console(
+    settings: Settings,
+    database: Database,
+    directory: DirectoryMirror,
+    sync: DirectorySync,
+    budget: ExportBudget,
+    calls: CallTracker,
+    outbox: OutboxWorker,
+    follow_ups: LinkFollowUps,
+    supervisor: Supervisor,
+) -> OperatorConsole:
+    return OperatorConsole(
+        database,
+        directory,
+        sync,
+        budget,
+        calls,
+        on_enqueued=outbox.wake,
+        deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
+        keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
+        follow_ups=follow_ups,
+        supervisor=supervisor,
+    )
+
+
+def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Every setting except the secrets, as (NAME, value), for an operator's /health."""
+    summary = []
+    for name, value in settings:
+        # By declared type, so an unset secret is left out as well as a set one.
+        annotation = Settings.model_fields[name].annotation
+        if annotation is SecretStr or SecretStr in typing.get_args(annotation):
+            continue
+        if isinstance(value, frozenset):
+            value = ",".join(str(item) for item in sorted(value))
+        elif isinstance(value, tuple):
+            value = ",".join(str(item) for item in value) or "off"
+        summary.append((name.upper(), "" if value is None else str(value)))
+    return tuple(summary)
