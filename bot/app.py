@@ -22,7 +22,9 @@ import handlers
 from bot import middlewares
 from bot.command_menus import publish_commands
 from bot.draining import finish_tasks
-from bot.factories import console, getcourse, linking, privacy, runtime, salebot
+from bot.factories import console, linking, privacy, salebot
+from bot.factories.getcourse import build_getcourse, sync_scheduler
+from bot.factories.shared import open_shared
 from bot.fsm_storage import SQLiteStorage
 from bot.isolation import PerChatIsolation
 from bot.metrics import Metrics
@@ -91,63 +93,45 @@ class Services:
 
 
 async def create_services(settings: Settings) -> Services:
-    database = await Database.open(settings.database_path)
-    getcourse_http, salebot_http = (
-        getcourse.getcourse_http(settings),
-        salebot.salebot_http(settings),
-    )
-    calls, supervisor, notifier = CallTracker(), Supervisor(), runtime.operator_notifier(settings)
-    budget, import_budget = getcourse.budgets(settings, database)
-    exports = getcourse.export_client(settings, database, getcourse_http, budget, calls, notifier)
-    directory = getcourse.directory_mirror(
-        settings, database, getcourse_http, exports, calls, notifier
-    )
-    sync = getcourse.directory_sync(settings, database, exports, budget, notifier)
-    salebot_api = salebot.salebot_client(settings, salebot_http, calls)
-    importer = getcourse.import_client(settings, getcourse_http, import_budget, calls)
-    bridge = linking.bridge_worker(settings, database, salebot_api, importer, notifier)
-    outbox = salebot.outbox_worker(settings, database, salebot_api, notifier, lanes=[bridge])
+    shared = await open_shared(settings)
+    supervisor = Supervisor()
+    getcourse = build_getcourse(shared)
+    salebot_api = salebot.salebot_client(shared)
+    bridge = linking.bridge_worker(shared, salebot_api, getcourse)
+    outbox = salebot.outbox_worker(shared, salebot_api, lanes=[bridge])
     follow_ups = linking.link_follow_ups(settings)
     letters = linking.smtp_sender(settings)
+    # The lookup queue is built next, around the link service: it wakes the queue when asked.
     links = linking.link_service(
-        settings,
-        database,
-        directory,
-        outbox,
-        notifier,
-        follow_ups,
-        letters,
-        on_queued=lambda: lookups.wake(),  # the queue is built next, around this service
+        shared, getcourse, outbox, follow_ups, letters, on_queued=lambda: lookups.wake()
     )
-    lookups = linking.lookup_queue(settings, database, exports, directory, sync, budget, links)
-    profiles, reachability = ProfileBook(database), Reachability(database)
+    lookups = linking.lookup_queue(shared, getcourse, links)
+    profiles, reachability = ProfileBook(shared.database), Reachability(shared.database)
     return Services(
-        database=database,
-        getcourse_http=getcourse_http,
-        salebot_http=salebot_http,
-        calls=calls,
+        database=shared.database,
         supervisor=supervisor,
-        notifier=notifier,
-        budget=budget,
-        import_budget=import_budget,
-        getcourse=exports,
-        directory=directory,
-        sync=sync,
+        getcourse_http=shared.getcourse_http,
+        salebot_http=shared.salebot_http,
+        calls=shared.calls,
+        notifier=shared.notifier,
+        figures=FigureBook(shared.database, getcourse.budget),
+        budget=getcourse.budget,
+        import_budget=getcourse.import_budget,
+        getcourse=getcourse.exports,
+        directory=getcourse.directory,
+        sync=getcourse.sync,
+        events=linking.getcourse_events(shared, outbox),
         salebot=salebot_api,
         outbox=outbox,
         bridge=bridge,
         links=links,
         lookups=lookups,
         follow_ups=follow_ups,
-        events=linking.getcourse_events(settings, database, outbox),
         letters=letters,
         profiles=profiles,
         reachability=reachability,
-        operators=console.operator_console(
-            settings, database, directory, sync, budget, calls, outbox, follow_ups, supervisor
-        ),
-        figures=FigureBook(database, budget),
-        erasure=privacy.erasure_service(database, outbox, follow_ups, profiles, reachability),
+        operators=console.operator_console(shared, getcourse, outbox, follow_ups, supervisor),
+        erasure=privacy.erasure_service(shared, outbox, follow_ups, profiles, reachability),
     )
 
 
@@ -176,6 +160,8 @@ def create_dispatcher(
         operator_chat_id=settings.operator_chat_id,
         school_name=settings.school_name,
         privacy_policy_url=settings.privacy_policy_url,
+    )
+    dispatcher.workflow_data.update(
         link_service=services.links,
         lookup_queue=services.lookups,
         operator_console=services.operators,
@@ -243,7 +229,7 @@ class App:
                     "operator_notices", functools.partial(services.notifier.run, deliver)
                 )
             )
-        scheduler = getcourse.sync_scheduler(settings, services.sync)
+        scheduler = sync_scheduler(settings, services.sync)
         background.add(supervisor.start("directory_sync", scheduler.run))
         cleanup = privacy.retention_cleanup(settings, services.database)
         background.add(supervisor.start("retention_cleanup", cleanup.run))

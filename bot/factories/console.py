@@ -7,35 +7,29 @@ import typing
 from pydantic import SecretStr
 
 from bot import __version__
+from bot.factories.getcourse import GetCourse
+from bot.factories.shared import Shared
 from bot.settings import Settings
 from services.bridge import LinkFollowUps
-from services.directory import DirectoryMirror
-from services.directory_sync import DirectorySync
-from services.export_budget import ExportBudget
-from services.health import CallTracker
 from services.operators import Deployment, OperatorConsole
 from services.outbox import OutboxWorker
-from services.storage.database import Database
 from services.supervision import Supervisor
 
 
 def operator_console(
-    settings: Settings,
-    database: Database,
-    directory: DirectoryMirror,
-    sync: DirectorySync,
-    budget: ExportBudget,
-    calls: CallTracker,
+    shared: Shared,
+    getcourse: GetCourse,
     outbox: OutboxWorker,
     follow_ups: LinkFollowUps,
     supervisor: Supervisor,
 ) -> OperatorConsole:
+    settings = shared.settings
     return OperatorConsole(
-        database,
-        directory,
-        sync,
-        budget,
-        calls,
+        shared.database,
+        getcourse.directory,
+        getcourse.sync,
+        getcourse.budget,
+        shared.calls,
         on_enqueued=outbox.wake,
         deployment=Deployment(__version__, settings.mode, settings_summary(settings)),
         keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,

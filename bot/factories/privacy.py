@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.factories.shared import Shared
 from bot.settings import Settings
 from services.bridge import LinkFollowUps
 from services.erasure import ErasureService
@@ -13,7 +14,7 @@ from services.storage.database import Database
 
 
 def erasure_service(
-    database: Database,
+    shared: Shared,
     outbox: OutboxWorker,
     follow_ups: LinkFollowUps,
     profiles: ProfileBook,
@@ -21,7 +22,7 @@ def erasure_service(
 ) -> ErasureService:
     # The in-memory copies of a person (profiles, reachability) forget them too.
     return ErasureService(
-        database,
+        shared.database,
         on_enqueued=outbox.wake,
         forget_cached=(profiles.forget, reachability.forget),
         follow_ups=follow_ups,

@@ -1,5 +1,5 @@
-"""Runtime: the operator notices (the supervisor of the background loops and the tracker of how
-GetCourse and Salebot answered lately take no settings)."""
+"""Runtime: the operator notices. (The supervisor of the background loops and the call tracker
+behind readiness take no settings; ``bot.app`` starts the loops.)"""
 
 from __future__ import annotations
 

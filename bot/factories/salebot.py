@@ -5,27 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
-
-from bot.factories.shared import http_client
+from bot.factories.shared import Shared
 from bot.settings import Settings
 from services.backoff import RetryPolicy
-from services.health import CallTracker
-from services.notifications import Notifier
 from services.outbox import DeliveryLane, DeliverySchedule, OutboxWorker
 from services.salebot import SalebotClient
-from services.storage.database import Database
 
 
-def salebot_http(settings: Settings) -> httpx.AsyncClient:
-    return http_client(settings.salebot_base_url, httpx.Timeout(10.0))
-
-
-def salebot_client(
-    settings: Settings, http: httpx.AsyncClient, calls: CallTracker
-) -> SalebotClient:
+def salebot_client(shared: Shared) -> SalebotClient:
+    settings = shared.settings
     key = settings.salebot_api_key.get_secret_value()
-    return SalebotClient(http, key, settings.salebot_bot_username, calls=calls)
+    return SalebotClient(
+        shared.salebot_http, key, settings.salebot_bot_username, calls=shared.calls
+    )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -34,12 +26,9 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def outbox_worker(
-    settings: Settings,
-    database: Database,
-    salebot: SalebotClient,
-    notifier: Notifier,
-    lanes: Sequence[DeliveryLane],
+    shared: Shared, salebot: SalebotClient, lanes: Sequence[DeliveryLane]
 ) -> OutboxWorker:
+    settings = shared.settings
     schedule = DeliverySchedule(
         retry=retry_policy(settings),
         missing_client=RetryPolicy(
@@ -47,4 +36,4 @@ def outbox_worker(
         ),
         missing_client_for=settings.salebot_missing_client_days * 24 * 3600,
     )
-    return OutboxWorker(database, salebot, schedule, notifier=notifier, lanes=lanes)
+    return OutboxWorker(shared.database, salebot, schedule, notifier=shared.notifier, lanes=lanes)
