@@ -59,19 +59,23 @@ log = logging.getLogger(__name__)
 class Services:
     """Every service of the running app, by context (see ``bot.factories``)."""
 
+    # shared resources and the runtime
     database: Database
     getcourse_http: httpx.AsyncClient
     salebot_http: httpx.AsyncClient
     calls: CallTracker  # how GetCourse and Salebot answered lately
     supervisor: Supervisor  # keeps the background loops running; readiness reads it
     notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
+    # GetCourse
     budget: ExportBudget
     import_budget: ImportBudget  # the import API's own ledger (GetCourse field writes)
     getcourse: GetCourseClient
     directory: DirectoryMirror  # every lookup: the local copy, then the Tech API or an export
     sync: DirectorySync
+    # Salebot
     salebot: SalebotClient
     outbox: OutboxWorker
+    # linking
     bridge: BridgeWorker  # delivers GetCourse field writes and Salebot callbacks
     links: LinkService
     lookups: LookupQueue  # lookups waiting for an export, answered later
@@ -80,6 +84,7 @@ class Services:
     letters: LetterSender | None  # one-time codes by SMTP, when SMTP_HOST is set
     profiles: ProfileBook
     reachability: Reachability
+    # console and privacy
     operators: OperatorConsole
     figures: FigureBook  # what /stats, /health and /metrics count
     erasure: ErasureService  # /forget and /erase

@@ -20,10 +20,10 @@ from services.storage.getcourse_quirks import QuirkRepository
 @dataclass(frozen=True)
 class GetCourse:
     budget: ExportBudget
-    import_budget: ImportBudget  # the import API's own ledger (field writes)
+    import_budget: ImportBudget
     exports: GetCourseClient
     importer: GetCourseImportClient
-    directory: DirectoryMirror  # every lookup: the local copy, then the Tech API or an export
+    directory: DirectoryMirror
     sync: DirectorySync
 
 

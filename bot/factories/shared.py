@@ -23,8 +23,8 @@ class Shared:
     database: Database
     getcourse_http: httpx.AsyncClient
     salebot_http: httpx.AsyncClient
-    calls: CallTracker  # how GetCourse and Salebot answered lately
-    notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
+    calls: CallTracker
+    notifier: GroupingNotifier
 
 
 async def open_shared(settings: Settings) -> Shared:
