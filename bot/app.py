@@ -1,5 +1,6 @@
-"""Composition root: builds the services, the Bot and the Dispatcher from settings, and
-owns their lifetime (one HTTP client per external system, one database connection)."""
+"""Composition root: builds the services (each context by its factory in ``bot.factories``),
+the Bot and the Dispatcher from settings, and owns their lifetime (one HTTP client per external
+system, one database connection)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -17,97 +17,77 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
-from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeChatMember
-from pydantic import SecretStr
 
-from bot import __version__, middlewares
+import handlers
+from bot import middlewares
+from bot.command_menus import publish_commands
 from bot.draining import finish_tasks
+from bot.factories import console, linking, privacy, salebot
+from bot.factories.getcourse import build_getcourse, sync_scheduler
+from bot.factories.shared import open_shared
 from bot.fsm_storage import SQLiteStorage
 from bot.isolation import PerChatIsolation
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram_retry import RetryAfterMiddleware
-from handlers import get_routers
-from handlers.lookup_answers import deliver_answer
-from handlers.notices import render_notices
-from handlers.operators import OPERATOR_COMMANDS, install_console
-from handlers.texts import Texts
-from services.backoff import RetryPolicy
-from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
-from services.coalescing import CoalescedExports
-from services.console import (
-    ConsoleReports,
-    Deployment,
-    LinksExport,
-    OperatorChanges,
-    OperatorConsole,
-    PersonFinder,
-)
+from services.bridge import BridgeWorker, GetCourseEvents, LinkFollowUps
+from services.console import OperatorConsole
 from services.directory import DirectoryMirror
-from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
+from services.directory_sync import DirectorySync
 from services.erasure import ErasureService
 from services.export_budget import ExportBudget, ImportBudget
 from services.figures import FigureBook
-from services.getcourse import GetCourseClient, PollSchedule
-from services.getcourse_import import GetCourseImportClient
-from services.getcourse_tech import GetCourseTechClient
+from services.getcourse import GetCourseClient
 from services.health import CallTracker
-from services.link_store import LinkStore
-from services.linking import ConflictPolicy, LinkService
-from services.lookup_gate import LookupGate, LookupLimits
-from services.lookup_queue import LookupPace, LookupQueue
-from services.mail import LetterSender, SmtpConfig
-from services.notifications import GroupingNotifier, NoticeGroup
-from services.outbox import DeliverySchedule, OutboxWorker
-from services.ownership import CODE_VALID_SECONDS, LetterRenderer, OwnershipProofs, ProofMethod
+from services.linking import LinkService
+from services.lookup_queue import LookupQueue
+from services.mail import LetterSender
+from services.notifications import GroupingNotifier
+from services.outbox import OutboxWorker
 from services.profiles import ProfileBook
 from services.reachability import Reachability
-from services.retention import RetentionCleanup
 from services.salebot import SalebotClient
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
-from services.storage.directory import DirectoryRepository
-from services.storage.getcourse_quirks import QuirkRepository
 from services.storage.instance_lock import InstanceLock
-from services.storage.operator_menus import OperatorMenu, OperatorMenuRepository
-from services.storage.queued_lookups import QueuedLookupRepository
 from services.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = f"gc-salebot-link-bot/{__version__}"
-STUDENT_COMMANDS = ("start", "email", "cancel", "forget")
-# The first notice after a quiet spell waits this long for the rest of its burst.
-NOTICE_GATHER_SECONDS = 2.0
-
 
 @dataclass
 class Services:
+    """Every service of the running app, by context (see ``bot.factories``)."""
+
+    # shared resources and the runtime
     database: Database
     getcourse_http: httpx.AsyncClient
     salebot_http: httpx.AsyncClient
+    calls: CallTracker  # how GetCourse and Salebot answered lately
+    supervisor: Supervisor  # keeps the background loops running; readiness reads it
+    notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
+    # GetCourse
     budget: ExportBudget
+    import_budget: ImportBudget  # the import API's own ledger (GetCourse field writes)
     getcourse: GetCourseClient
     directory: DirectoryMirror  # every lookup: the local copy, then the Tech API or an export
     sync: DirectorySync
+    # Salebot
     salebot: SalebotClient
     outbox: OutboxWorker
+    # linking
+    bridge: BridgeWorker  # delivers GetCourse field writes and Salebot callbacks
     links: LinkService
     lookups: LookupQueue  # lookups waiting for an export, answered later
-    reachability: Reachability
-    calls: CallTracker  # how GetCourse and Salebot answered lately
-    notifier: GroupingNotifier  # operator notices; App.running delivers them to the chat
-    profiles: ProfileBook
-    operators: OperatorConsole
-    import_budget: ImportBudget  # the import API's own ledger (GetCourse field writes)
-    figures: FigureBook  # what /stats, /health and /metrics count
     follow_ups: LinkFollowUps  # what a link change sets off: field writes, callbacks, events
-    bridge: BridgeWorker  # delivers GetCourse field writes and Salebot callbacks
     events: GetCourseEvents  # /getcourse/events
+    letters: LetterSender | None  # one-time codes by SMTP, when SMTP_HOST is set
+    profiles: ProfileBook
+    reachability: Reachability
+    # console and privacy
+    operators: OperatorConsole
+    figures: FigureBook  # what /stats, /health and /metrics count
     erasure: ErasureService  # /forget and /erase
-    supervisor: Supervisor  # keeps the background loops running; readiness reads it
-    letters: LetterSender | None = None  # one-time codes by SMTP, when SMTP_HOST is set
 
     async def close(self) -> None:
         if self.letters is not None:
@@ -118,251 +98,49 @@ class Services:
 
 
 async def create_services(settings: Settings) -> Services:
-    database = await Database.open(settings.database_path)
-    getcourse_http = httpx.AsyncClient(
-        base_url=settings.getcourse_url,
-        follow_redirects=False,  # a redirect would carry the key elsewhere and drop POST bodies
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        headers={"User-Agent": USER_AGENT},
-    )
-    salebot_http = httpx.AsyncClient(
-        base_url=settings.salebot_base_url,
-        timeout=httpx.Timeout(10.0),
-        headers={"User-Agent": USER_AGENT},
-    )
-    budget = ExportBudget(database, settings.getcourse_export_budget)
-    calls = CallTracker()
+    shared = await open_shared(settings)
     supervisor = Supervisor()
-    notifier = GroupingNotifier(
-        interval=settings.operator_notice_interval,
-        gather=min(NOTICE_GATHER_SECONDS, settings.operator_notice_interval),
+    getcourse = build_getcourse(shared)
+    salebot_api = salebot.salebot_client(shared)
+    bridge = linking.bridge_worker(shared, salebot_api, getcourse)
+    outbox = salebot.outbox_worker(shared, salebot_api, lanes=[bridge])
+    follow_ups = linking.link_follow_ups(settings)
+    letters = linking.smtp_sender(settings)
+    # The lookup queue is built next, around the link service: it wakes the queue when asked.
+    links = linking.link_service(
+        shared, getcourse, outbox, follow_ups, letters, on_queued=lambda: lookups.wake()
     )
-    getcourse = GetCourseClient(
-        getcourse_http,
-        settings.getcourse_api_key.get_secret_value(),
-        budget,
-        PollSchedule(
-            first_delay=settings.getcourse_poll_first_delay,
-            max_interval=settings.getcourse_poll_max_interval,
-            give_up_after=settings.getcourse_lookup_timeout,
-        ),
-        calls=calls,
-        notifier=notifier,
-        quirks=QuirkRepository(database),
-    )
-    repository = DirectoryRepository(database)
-    tech = None
-    if settings.getcourse_tech_api_key is not None:
-        tech = GetCourseTechClient(
-            getcourse_http,
-            settings.getcourse_tech_api_key.get_secret_value(),
-            notifier=notifier,
-            calls=calls,
-        )
-    sync = DirectorySync(
-        database,
-        getcourse,
-        budget,
-        SyncPolicy(
-            window_days=settings.getcourse_sync_window_days,
-            since=settings.getcourse_sync_since,
-            reserve=settings.getcourse_sync_reserve,
-            window_users=settings.getcourse_sync_window_users,
-        ),
-        notifier=notifier,
-    )
-    coalesced = CoalescedExports(getcourse, repository, sync)
-    # An operator's miss goes the way a queued one does: a GetCourse without an email filter
-    # is still asked (a window export), not refused.
-    directory = DirectoryMirror(repository, tech, coalesced, settings.getcourse_not_found_ttl)
-    salebot = SalebotClient(
-        salebot_http,
-        settings.salebot_api_key.get_secret_value(),
-        settings.salebot_bot_username,
-        calls=calls,
-    )
-    first_delay = settings.salebot_retry_first_delay
-    bridge_settings = BridgeSettings(
-        telegram_id_field=settings.getcourse_field_telegram_id,
-        salebot_id_field=settings.getcourse_field_salebot_id,
-        event_message=settings.salebot_event_message,
-        linked_message=settings.salebot_linked_message,
-        events_keep_days=settings.getcourse_events_keep_days,
-    )
-    import_budget = ImportBudget(database, settings.getcourse_import_budget)
-    bridge = BridgeWorker(
-        database,
-        salebot,
-        GetCourseImportClient(
-            getcourse_http, settings.getcourse_api_key.get_secret_value(), import_budget, calls
-        ),
-        bridge_settings,
-        retry=RetryPolicy(first_delay, settings.salebot_retry_max_delay),
-        notifier=notifier,
-    )
-    outbox = OutboxWorker(
-        database,
-        salebot,
-        DeliverySchedule(
-            retry=RetryPolicy(first_delay, settings.salebot_retry_max_delay),
-            missing_client=RetryPolicy(first_delay, settings.salebot_missing_client_max_delay),
-            missing_client_for=settings.salebot_missing_client_days * 24 * 3600,
-        ),
-        notifier=notifier,
-        lanes=[bridge],
-    )
-    follow_ups = LinkFollowUps(bridge_settings)
-    secret = settings.getcourse_events_secret
-    events = GetCourseEvents(
-        database,
-        secret.get_secret_value() if secret else None,
-        bridge_settings,
-        on_stored=outbox.wake,
-        per_minute=settings.getcourse_events_per_minute,
-    )
-    letters = smtp_sender(settings)
-    proofs = None
-    if settings.proof_methods:
-        proofs = OwnershipProofs(
-            database,
-            tuple(ProofMethod(method) for method in settings.proof_methods),
-            letters,
-            letter_renderer(settings, Texts.load(settings.bot_language)),
-        )
-    links = LinkService(
-        database,
-        directory,
-        on_enqueued=outbox.wake,
-        on_queued=lambda: lookups.wake(),
-        gate=LookupGate(
-            database,
-            LookupLimits(
-                per_person_per_hour=settings.link_attempts_per_hour,
-                everyone_per_hour=settings.getcourse_lookups_per_hour,
-            ),
-        ),
-        conflict_policy=ConflictPolicy(settings.link_conflict),
-        notifier=notifier,
-        follow_ups=follow_ups,
-        proofs=proofs,
-    )
-    lookups = LookupQueue(
-        QueuedLookupRepository(database),
-        directory,
-        coalesced,
-        getcourse,
-        links,
-        gather_seconds=settings.getcourse_coalesce_seconds,
-        patience_seconds=settings.getcourse_queue_patience_minutes * 60,
-        retry_after=settings.getcourse_poll_max_interval,
-        pace=LookupPace(
-            settings.getcourse_export_budget, free_share=settings.getcourse_pace_free_share
-        )
-        if settings.getcourse_pace_lookups
-        else None,
-        budget=budget,
-    )
-    sync.serve_lookups(lookups.users_arrived, lookups.settled)
-    figures = FigureBook(database, budget)
-    operators = OperatorConsole(
-        find=PersonFinder(database),
-        change=OperatorChanges(
-            database,
-            directory,
-            LinkStore(follow_ups),
-            outbox.wake,
-            keep_variables_on_unlink=settings.salebot_keep_variables_on_unlink,
-        ),
-        report=ConsoleReports(
-            database,
-            figures,
-            budget,
-            sync,
-            calls,
-            Deployment(__version__, settings.mode, settings_summary(settings)),
-            supervisor=supervisor,
-        ),
-        export=LinksExport(database),
-    )
-    profiles = ProfileBook(database)
-    reachability = Reachability(database)
-    erasure = ErasureService(
-        database,
-        on_enqueued=outbox.wake,
-        forget_cached=(profiles.forget, reachability.forget),
-        follow_ups=follow_ups,
-    )
+    lookups = linking.lookup_queue(shared, getcourse, links)
+    profiles, reachability = ProfileBook(shared.database), Reachability(shared.database)
+    figures = FigureBook(shared.database, getcourse.budget)
     return Services(
-        database=database,
-        getcourse_http=getcourse_http,
-        salebot_http=salebot_http,
-        budget=budget,
-        getcourse=getcourse,
-        directory=directory,
-        sync=sync,
-        salebot=salebot,
+        database=shared.database,
+        supervisor=supervisor,
+        getcourse_http=shared.getcourse_http,
+        salebot_http=shared.salebot_http,
+        calls=shared.calls,
+        notifier=shared.notifier,
+        figures=figures,
+        budget=getcourse.budget,
+        import_budget=getcourse.import_budget,
+        getcourse=getcourse.exports,
+        directory=getcourse.directory,
+        sync=getcourse.sync,
+        events=linking.getcourse_events(shared, outbox),
+        salebot=salebot_api,
         outbox=outbox,
+        bridge=bridge,
         links=links,
         lookups=lookups,
-        reachability=reachability,
-        calls=calls,
-        notifier=notifier,
-        profiles=profiles,
-        operators=operators,
-        import_budget=import_budget,
-        figures=figures,
         follow_ups=follow_ups,
-        bridge=bridge,
-        events=events,
-        erasure=erasure,
-        supervisor=supervisor,
         letters=letters,
+        profiles=profiles,
+        reachability=reachability,
+        operators=console.operator_console(
+            shared, getcourse, outbox, follow_ups, supervisor, figures
+        ),
+        erasure=privacy.erasure_service(shared, outbox, follow_ups, profiles, reachability),
     )
-
-
-def smtp_sender(settings: Settings) -> LetterSender | None:
-    if settings.smtp_host is None or settings.smtp_from is None:
-        return None
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-    return LetterSender(
-        SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port_or_default,
-            security=settings.smtp_security,
-            sender=settings.smtp_from,
-            username=settings.smtp_username,
-            password=password,
-        )
-    )
-
-
-def letter_renderer(settings: Settings, texts: Texts) -> LetterRenderer:
-    """The code letter in the bot's language, signed with SCHOOL_NAME."""
-    school = settings.school_name or texts.render_plain("school_default")
-    minutes = CODE_VALID_SECONDS // 60
-
-    def render(code: str) -> tuple[str, str]:
-        values = {"school": school, "code": code, "minutes": minutes}
-        subject = texts.render_plain("code_letter_subject", **values)
-        return subject, texts.render_plain("code_letter_body", **values)
-
-    return render
-
-
-def settings_summary(settings: Settings) -> tuple[tuple[str, str], ...]:
-    """Every setting except the secrets, as (NAME, value), for an operator's /health."""
-    summary = []
-    for name, value in settings:
-        # By declared type, so an unset secret is left out as well as a set one.
-        annotation = Settings.model_fields[name].annotation
-        if annotation is SecretStr or SecretStr in typing.get_args(annotation):
-            continue
-        if isinstance(value, frozenset):
-            value = ",".join(str(item) for item in sorted(value))
-        elif isinstance(value, tuple):
-            value = ",".join(str(item) for item in value) or "off"
-        summary.append((name.upper(), "" if value is None else str(value)))
-    return tuple(summary)
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -378,25 +156,31 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(
     settings: Settings, services: Services, metrics: Metrics | None = None
 ) -> Dispatcher:
+    """The services and settings the handlers take go in as workflow data (aiogram injects
+    them by name); then the middlewares, and the handlers install themselves."""
     dispatcher = Dispatcher(
         storage=SQLiteStorage(DialogStateRepository(services.database)),
         # One person's updates are handled one after another, everyone else's in parallel.
         events_isolation=PerChatIsolation(),
         settings=settings,
-        texts=Texts.load(settings.bot_language),
-        link_service=services.links,
-        lookup_queue=services.lookups,
         queued_notice_after=settings.getcourse_queued_notice_seconds,
         operator_ids=settings.operator_ids,
         operator_chat_id=settings.operator_chat_id,
         school_name=settings.school_name,
         privacy_policy_url=settings.privacy_policy_url,
+    )
+    dispatcher.workflow_data.update(
+        link_service=services.links,
+        lookup_queue=services.lookups,
+        person_finder=services.operators.find,
+        operator_changes=services.operators.change,
+        console_reports=services.operators.report,
+        links_export=services.operators.export,
         directory_sync=services.sync,
         profile_book=services.profiles,
         reachability=services.reachability,
         erasure=services.erasure,
     )
-    install_console(dispatcher, services.operators)
     middlewares.install(
         dispatcher,
         operator_ids=settings.operator_ids,
@@ -404,12 +188,8 @@ def create_dispatcher(
         reachability=services.reachability,
         metrics=metrics,
     )
-    dispatcher.include_routers(*get_routers())
+    handlers.install(dispatcher, settings.bot_language)
     return dispatcher
-
-
-async def send_notices(bot: Bot, chat_id: int, texts: Texts, batch: list[NoticeGroup]) -> None:
-    await bot.send_message(chat_id, render_notices(texts, batch))
 
 
 @dataclass
@@ -446,33 +226,23 @@ class App:
         supervisor = services.supervisor
         # Every background loop runs supervised: a failure is logged and the loop started again.
         background = {supervisor.start("outbox", services.outbox.run)}
-        texts = Texts.load(settings.bot_language)
-        answers = functools.partial(
-            deliver_answer,
-            bot,
-            dispatcher.storage,
-            texts,
-            services.reachability,
-            methods=services.links.proof_methods,
+        answers = handlers.lookup_answers(
+            bot, dispatcher, services.reachability, services.links.proof_methods
         )
         lookups = supervisor.start(
             "queued_lookups", functools.partial(services.lookups.run, answers)
         )
         background.add(lookups)
         if settings.operator_chat_id is not None:
-            deliver = functools.partial(send_notices, bot, settings.operator_chat_id, texts)
+            deliver = handlers.operator_notices(bot, dispatcher, settings.operator_chat_id)
             background.add(
                 supervisor.start(
                     "operator_notices", functools.partial(services.notifier.run, deliver)
                 )
             )
-        scheduler = SyncScheduler(
-            services.sync,
-            full_every=settings.getcourse_full_sync_hours * 3600,
-            incremental_every=settings.getcourse_incremental_sync_minutes * 60,
-        )
+        scheduler = sync_scheduler(settings, services.sync)
         background.add(supervisor.start("directory_sync", scheduler.run))
-        cleanup = RetentionCleanup(services.database, settings.retention_days)
+        cleanup = privacy.retention_cleanup(settings, services.database)
         background.add(supervisor.start("retention_cleanup", cleanup.run))
         app = cls(settings, services, bot, dispatcher, metrics, lock)
         keeper = supervisor.start("instance_lock", functools.partial(lock.keep, app._on_lock_lost))
@@ -507,44 +277,7 @@ class App:
         self.lock_lost.set()
 
     async def publish_commands(self) -> None:
-        """Students see their commands; operators also see theirs, in their private chat with
-        the bot and in the operator chat (a scope per operator, so nobody else sees them).
-        Menus set for someone no longer an operator (or for an operator chat no longer used)
-        are taken back."""
-        texts = Texts.load(self.settings.bot_language)
-
-        def commands(names: tuple[str, ...]) -> list[BotCommand]:
-            return [
-                BotCommand(command=name, description=texts.render(f"command_{name}"))
-                for name in names
-            ]
-
-        await self.bot.set_my_commands(commands(STUDENT_COMMANDS))
-        chat_id = self.settings.operator_chat_id
-        wanted: set[OperatorMenu] = set()
-        for operator_id in sorted(self.settings.operator_ids):
-            wanted.add((operator_id, operator_id))
-            if chat_id is not None:
-                wanted.add((operator_id, chat_id))
-        for menu in sorted(wanted):
-            private = menu[0] == menu[1]
-            # The student dialog works in private chats only.
-            names = STUDENT_COMMANDS + OPERATOR_COMMANDS if private else OPERATOR_COMMANDS
-            try:
-                await self.bot.set_my_commands(commands(names), scope=_menu_scope(menu))
-            except TelegramAPIError as error:
-                # Telegram knows no chat with someone who never wrote to the bot.
-                log.warning("operator %s: command menu not set: %s", menu[0], error)
-        menus = OperatorMenuRepository(self.services.database)
-        kept = set(wanted)
-        for menu in sorted(await menus.all() - wanted):
-            try:
-                await self.bot.delete_my_commands(scope=_menu_scope(menu))
-                log.info("telegram %s: operator command menu taken back", menu[0])
-            except TelegramAPIError as error:
-                log.warning("telegram %s: operator command menu not taken back: %s", menu[0], error)
-                kept.add(menu)  # tried again at the next start
-        await menus.replace(kept)
+        await publish_commands(self.bot, self.dispatcher, self.settings, self.services.database)
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
         """Long polling until SIGINT/SIGTERM; the webhook is removed first (Telegram refuses
@@ -561,10 +294,3 @@ class App:
             # Updates beyond this wait in Telegram: the next poll comes once a slot is free.
             tasks_concurrency_limit=self.settings.updates_at_once,
         )
-
-
-def _menu_scope(menu: OperatorMenu) -> BotCommandScopeChat | BotCommandScopeChatMember:
-    telegram_id, chat_id = menu
-    if chat_id == telegram_id:
-        return BotCommandScopeChat(chat_id=chat_id)
-    return BotCommandScopeChatMember(chat_id=chat_id, user_id=telegram_id)

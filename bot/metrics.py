@@ -7,6 +7,7 @@ before each scrape."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,97 +26,79 @@ CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 2
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        registry = self.registry
-        self.updates = Counter(
+        counter = functools.partial(Counter, registry=self.registry)
+        gauge = functools.partial(Gauge, registry=self.registry)
+        histogram = functools.partial(Histogram, registry=self.registry)
+        self.updates = counter(
             "bot_updates",
             "Telegram updates handled, by update type and outcome (handled, unhandled, error)",
             ["type", "outcome"],
-            registry=registry,
         )
-        self.handling_seconds = Histogram(
+        self.handling_seconds = histogram(
             "bot_update_handling_seconds",
             "Time from an update entering the dispatcher to its handler finishing",
             ["type"],
             buckets=HANDLING_BUCKETS,
-            registry=registry,
         )
-        self.links = Gauge(
-            "bot_links", "Telegram accounts linked to a GetCourse user", registry=registry
-        )
-        self.outbox_pending = Gauge(
-            "bot_outbox_pending", "Salebot writes waiting to be delivered", registry=registry
-        )
-        self.outbox_oldest_age = Gauge(
+        self.links = gauge("bot_links", "Telegram accounts linked to a GetCourse user")
+        self.outbox_pending = gauge("bot_outbox_pending", "Salebot writes waiting to be delivered")
+        self.outbox_oldest_age = gauge(
             "bot_outbox_oldest_pending_age_seconds",
             "How long the longest-waiting Salebot write has waited (0 when none waits)",
-            registry=registry,
         )
-        self.external_calls = Counter(
+        self.external_calls = counter(
             "bot_external_calls",
             "Calls to GetCourse and Salebot by service, operation and outcome "
             "(ok, or the cause of the failure)",
             ["service", "operation", "outcome"],
-            registry=registry,
         )
-        self.external_call_seconds = Histogram(
+        self.external_call_seconds = histogram(
             "bot_external_call_seconds",
             "Duration of calls to GetCourse (a whole lookup) and Salebot",
             ["service"],
             buckets=CALL_BUCKETS,
-            registry=registry,
         )
-        self.getcourse_budget_used = Gauge(
+        self.getcourse_budget_used = gauge(
             "bot_getcourse_export_requests",
             "GetCourse export-API requests this bot spent in the rolling 2-hour window",
-            registry=registry,
         )
-        self.getcourse_budget_limit = Gauge(
+        self.getcourse_budget_limit = gauge(
             "bot_getcourse_export_budget",
             "This bot's share of the GetCourse export budget (GETCOURSE_EXPORT_BUDGET)",
-            registry=registry,
         )
-        self.directory_users = Gauge(
-            "bot_getcourse_directory_users",
-            "GetCourse users in the local directory",
-            registry=registry,
+        self.directory_users = gauge(
+            "bot_getcourse_directory_users", "GetCourse users in the local directory"
         )
-        self.directory_synced_at = Gauge(
+        self.directory_synced_at = gauge(
             "bot_getcourse_directory_last_sync_timestamp_seconds",
             "When the last complete directory sync of each kind (full, incremental) finished, "
             "Unix time; 0 when none has",
             ["kind"],
-            registry=registry,
         )
-
-        self.getcourse_events = Counter(
+        self.getcourse_events = counter(
             "bot_getcourse_events",
             "GetCourse events by what became of them: queued (for a linked person), waiting "
             "(nobody linked yet), duplicate (an event_id seen before), refused (secret, "
             "malformed, too large, too many), delivered (the Salebot callback landed)",
             ["outcome"],
-            registry=registry,
         )
-        self.getcourse_events_waiting = Gauge(
+        self.getcourse_events_waiting = gauge(
             "bot_getcourse_events_waiting",
             "GetCourse events not delivered yet: waiting for a link or for their callback",
-            registry=registry,
         )
-        self.getcourse_import_used = Gauge(
+        self.getcourse_import_used = gauge(
             "bot_getcourse_import_requests",
             "GetCourse import-API requests (field writes) spent in the rolling 2-hour window",
-            registry=registry,
         )
-        self.loop_healthy = Gauge(
+        self.loop_healthy = gauge(
             "bot_background_loop_healthy",
             "1 while a background loop runs well (as /readyz counts it), else 0",
             ["loop"],
-            registry=registry,
         )
-        self.loop_restarts = Gauge(
+        self.loop_restarts = gauge(
             "bot_background_loop_restarts",
             "Times a background loop was started again after a failure, since the bot started",
             ["loop"],
-            registry=registry,
         )
 
     def observe_event(self, outcome: str) -> None:

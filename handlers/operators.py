@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.context import FSMContext
@@ -41,7 +41,6 @@ from handlers.operator_keyboards import (
     unlink_keyboard,
 )
 from handlers.texts import Texts
-from services.console import OperatorConsole
 from services.console.change import LinkChanged, OperatorChanges
 from services.console.export import LinksExport
 from services.console.find import InvalidQuery, PersonFinder
@@ -89,14 +88,6 @@ class ButtonMessage(Filter):
 
     async def __call__(self, query: CallbackQuery) -> bool | dict[str, Any]:
         return {"message": query.message} if isinstance(query.message, Message) else False
-
-
-def install_console(dispatcher: Dispatcher, console: OperatorConsole) -> None:
-    """Hands the console's jobs to the handlers here, under the names they take them by."""
-    dispatcher["person_finder"] = console.find
-    dispatcher["operator_changes"] = console.change
-    dispatcher["console_reports"] = console.report
-    dispatcher["links_export"] = console.export
 
 
 def router() -> Router:

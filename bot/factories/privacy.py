@@ -1,0 +1,33 @@
+"""The privacy context: erasure (/forget and /erase) and the retention cleanup."""
+
+from __future__ import annotations
+
+from bot.factories.shared import Shared
+from bot.settings import Settings
+from services.bridge import LinkFollowUps
+from services.erasure import ErasureService
+from services.outbox import OutboxWorker
+from services.profiles import ProfileBook
+from services.reachability import Reachability
+from services.retention import RetentionCleanup
+from services.storage.database import Database
+
+
+def erasure_service(
+    shared: Shared,
+    outbox: OutboxWorker,
+    follow_ups: LinkFollowUps,
+    profiles: ProfileBook,
+    reachability: Reachability,
+) -> ErasureService:
+    # The in-memory copies of a person (profiles, reachability) forget them too.
+    return ErasureService(
+        shared.database,
+        on_enqueued=outbox.wake,
+        forget_cached=(profiles.forget, reachability.forget),
+        follow_ups=follow_ups,
+    )
+
+
+def retention_cleanup(settings: Settings, database: Database) -> RetentionCleanup:
+    return RetentionCleanup(database, settings.retention_days)
