@@ -139,6 +139,8 @@ async def stand_ins(scale: float) -> AsyncIterator[Any]:
 
 @contextlib.asynccontextmanager
 async def baseline_stand_ins(scale: float) -> AsyncIterator[Any]:
+    """The stand-ins of a tree from before ``sandbox/world.py``, with its sandbox CLI's
+    credentials and settings."""
     from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
     from sandbox.getcourse import GetCourseStandIn
     from sandbox.salebot import SalebotStandIn
