@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import random
 import sqlite3
 import subprocess
@@ -39,14 +38,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from answers import ANSWERS, answer_kind, percentile, watch_answers
 from machine import StealMeter, header
 
 from bot.app import App
-from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
 from bot.settings import Settings
+from sandbox.demo import GETCOURSE_KEY
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import TelegramStandIn
+from sandbox.world import StandInWorld, stand_in_world
 from services.directory import MISS, DirectAnswer
 from services.directory_sync import SyncKind
 from services.export_budget import WINDOW_SECONDS, ExportBudget
@@ -62,30 +63,17 @@ FIRST_USER = 400_000_000
 OLD_USERS = 2000
 LAUNCH_MINUTES = 10
 EXPORT_SECONDS = 30.0
-ANSWERS = {"Готово": "linked", "Не нашёл": "not found", "не получается": "try later"}
 SINCE = datetime(2020, 1, 1)
-TICK = 0.01
 
 
-def settings_for(
-    telegram: TelegramStandIn,
-    getcourse: GetCourseStandIn,
-    salebot: SalebotStandIn,
-    folder: str,
-    **values: Any,
-) -> Settings:
-    return stand_in_settings(
-        telegram,
-        getcourse,
-        salebot,
-        Path(folder) / "bench.sqlite3",
+def settings_for(world: StandInWorld, **values: Any) -> Settings:
+    return world.settings(
         getcourse_sync_since=SINCE.date(),
         getcourse_sync_window_days=400,
         getcourse_full_sync_hours=0,
         getcourse_incremental_sync_minutes=0,
         getcourse_lookups_per_hour=1_000_000,
         link_attempts_per_hour=1000,
-        ownership_proof="off",  # measures lookups and writes; the proof is a human step
         **values,
     )
 
@@ -105,49 +93,18 @@ def old_users(count: int, first_id: int = 1_000_000) -> list[GetCourseUserRecord
     ]
 
 
-def salebot_knowing(people: int) -> SalebotStandIn:
-    """The Salebot stand-in with a client for each person (they reached the school's funnel bot
-    before the support bot), so every link is one successful write, as in production."""
-    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
+def know_people(salebot: SalebotStandIn, people: int) -> None:
+    """A Salebot client for each person (they reached the school's funnel bot before the
+    support bot), so every link is one successful write, as in production."""
     for n in range(people):
         salebot.add_client(FIRST_USER + n)
-    return salebot
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def answer_of(telegram: TelegramStandIn, user_id: int, sent: float) -> tuple[str, float]:
     message = await telegram.wait_for_message(
-        user_id,
-        lambda m: any(word in (m.text or "") for word in ANSWERS),
-        timeout=1200,
+        user_id, lambda m: answer_kind(m.text) is not None, timeout=1200
     )
-    kind = next(label for word, label in ANSWERS.items() if word in (message.text or ""))
-    return kind, time.perf_counter() - sent
-
-
-async def collect_answers(
-    telegram: TelegramStandIn, sent: dict[int, float], people: int
-) -> list[tuple[str, float]]:
-    """One watcher for everyone (a waiter per person would make the stand-in wake hundreds of
-    them at every message, and the harness, not the bot, would set the pace); checks every
-    ``TICK`` seconds, which bounds the timing resolution."""
-    answers: dict[int, tuple[str, float]] = {}
-    while len(answers) < people:
-        await asyncio.sleep(TICK)
-        now = time.perf_counter()
-        for user_id, at in list(sent.items()):
-            if user_id in answers:
-                continue
-            for message in telegram.bot_messages(user_id):
-                kind = next((v for k, v in ANSWERS.items() if k in (message.text or "")), None)
-                if kind is not None:
-                    answers[user_id] = (kind, now - at)
-                    break
-    return list(answers.values())
+    return answer_kind(message.text) or "", time.perf_counter() - sent
 
 
 # ----- 1 and 2: through the bot ----------------------------------------------------------------
@@ -193,60 +150,52 @@ def naive_bot(app: App, settings: Settings, http: httpx.AsyncClient) -> LinkServ
 
 
 async def launch(strategy: str, people: int, scale: float, coalesce: float) -> dict[str, Any]:
-    telegram = TelegramStandIn(token=TOKEN)
-    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY, export_latency=EXPORT_SECONDS / scale)
-    getcourse.users = old_users(OLD_USERS)  # direct: add_user checks duplicates one by one
-    salebot = salebot_knowing(people)
-    for server in (telegram, getcourse, salebot):
-        await server.start()
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            settings = settings_for(
-                telegram,
-                getcourse,
-                salebot,
-                folder,
-                getcourse_poll_first_delay=10 / scale,
-                getcourse_poll_max_interval=30 / scale,
-                getcourse_lookup_timeout=240 / scale,
-                getcourse_coalesce_seconds=coalesce / scale,
-                getcourse_queued_notice_seconds=20 / scale,
-                getcourse_queue_patience_minutes=30 / scale,
+    async with stand_in_world(demo_data=False, export_latency=EXPORT_SECONDS / scale) as world:
+        telegram, getcourse = world.telegram, world.getcourse
+        getcourse.users = old_users(OLD_USERS)  # direct: add_user checks duplicates one by one
+        know_people(world.salebot, people)
+        settings = settings_for(
+            world,
+            getcourse_poll_first_delay=10 / scale,
+            getcourse_poll_max_interval=30 / scale,
+            getcourse_lookup_timeout=240 / scale,
+            getcourse_coalesce_seconds=coalesce / scale,
+            getcourse_queued_notice_seconds=20 / scale,
+            getcourse_queue_patience_minutes=30 / scale,
+        )
+        async with App.running(settings) as app:
+            await app.services.sync.run(SyncKind.FULL)  # yesterday's directory
+            # The pace refills the budget over 2 hours: scaled like every other duration.
+            app.services.lookups.pace = LookupPace(
+                settings.getcourse_export_budget, WINDOW_SECONDS / scale
             )
-            async with App.running(settings) as app:
-                await app.services.sync.run(SyncKind.FULL)  # yesterday's directory
-                # The pace refills the budget over 2 hours: scaled like every other duration.
-                app.services.lookups.pace = LookupPace(
-                    settings.getcourse_export_budget, WINDOW_SECONDS / scale
-                )
-                naive_http = httpx.AsyncClient(base_url=getcourse.base_url, timeout=30.0)
-                if strategy == "naive":
-                    app.dispatcher["link_service"] = naive_bot(app, settings, naive_http)
-                used_before = len([r for r in getcourse.requests if r.counted])
-                today = datetime.now().replace(microsecond=0)
-                polling = asyncio.create_task(app.run_polling(handle_signals=False))
-                await telegram.wait_for_poll()
-                gap = LAUNCH_MINUTES * 60 / scale / people
-                sent: dict[int, float] = {}
-                collecting = asyncio.create_task(collect_answers(telegram, sent, people))
-                start = time.perf_counter()
-                for n in range(people):
-                    await asyncio.sleep(max(0.0, start + n * gap - time.perf_counter()))
-                    # Registered on GetCourse just now, then straight to the bot.
-                    getcourse.users.append(
-                        GetCourseUserRecord(
-                            id=2_000_000 + n, email=f"new{n}@example.com", created_at=today
-                        )
+            naive_http = httpx.AsyncClient(base_url=getcourse.base_url, timeout=30.0)
+            if strategy == "naive":
+                app.dispatcher["link_service"] = naive_bot(app, settings, naive_http)
+            used_before = len([r for r in getcourse.requests if r.counted])
+            today = datetime.now().replace(microsecond=0)
+            polling = asyncio.create_task(app.run_polling(handle_signals=False))
+            await telegram.wait_for_poll()
+            gap = LAUNCH_MINUTES * 60 / scale / people
+            sent: dict[int, float] = {}
+            answered: dict[int, tuple[str, float]] = {}
+            collecting = asyncio.create_task(watch_answers(telegram, sent, answered, people))
+            start = time.perf_counter()
+            for n in range(people):
+                await asyncio.sleep(max(0.0, start + n * gap - time.perf_counter()))
+                # Registered on GetCourse just now, then straight to the bot.
+                getcourse.users.append(
+                    GetCourseUserRecord(
+                        id=2_000_000 + n, email=f"new{n}@example.com", created_at=today
                     )
-                    telegram.send_message(FIRST_USER + n, f"new{n}@example.com")
-                    sent[FIRST_USER + n] = time.perf_counter()
-                answers = await collecting
-                await app.dispatcher.stop_polling()
-                await polling
-                await naive_http.aclose()
-    finally:
-        for server in (telegram, getcourse, salebot):
-            await server.stop()
+                )
+                telegram.send_message(FIRST_USER + n, f"new{n}@example.com")
+                sent[FIRST_USER + n] = time.perf_counter()
+            await collecting
+            answers = list(answered.values())
+            await app.dispatcher.stop_polling()
+            await polling
+            await naive_http.aclose()
     latencies = [seconds * scale for _, seconds in answers]
     tally = {label: sum(1 for kind, _ in answers if kind == label) for label in ANSWERS.values()}
     return {
@@ -348,46 +297,35 @@ async def hits(users: int, idle_people: int, busy_people: int) -> dict[str, Any]
     runs a full sync of ``users`` users (defaults but the instant stand-in and its first poll).
     Each person's user is already in the directory; nobody asks GetCourse."""
     people = hit_users(users, idle_people + busy_people)
-    telegram = TelegramStandIn(token=TOKEN)
-    salebot = salebot_knowing(len(people))
-    for server in (telegram, salebot):
-        await server.start()
-    try:
-        async with RemoteGetCourse(users) as getcourse:
-            with tempfile.TemporaryDirectory() as folder:
-                settings = stand_in_settings(
-                    telegram,
-                    getcourse,  # only its base_url is read
-                    salebot,
-                    Path(folder) / "bench.sqlite3",
-                    getcourse_poll_first_delay=0.01,
-                    getcourse_full_sync_hours=0,
-                    getcourse_incremental_sync_minutes=0,
-                    link_attempts_per_hour=1000,
-                    ownership_proof="off",  # measures lookups; the proof is a human step
-                )
-                async with App.running(settings) as app:
-                    await DirectoryRepository(app.services.database).upsert(people, time.time())
-                    polling = asyncio.create_task(app.run_polling(handle_signals=False))
-                    await telegram.wait_for_poll()
-                    meter = StealMeter()
-                    idle = await send_hits(telegram, people[:idle_people], 0)
-                    idle_steal = meter.share()
-                    meter = StealMeter()
-                    started = time.perf_counter()
-                    sync = asyncio.create_task(app.services.sync.run(SyncKind.FULL))
-                    busy = await send_hits(telegram, people, idle_people, sync)
-                    busy_steal = meter.share()
-                    hits_seconds = time.perf_counter() - started
-                    result = await sync
-                    sync_seconds = time.perf_counter() - started
-                    requests = await getcourse.counted_requests()
-                    stored = await DirectoryRepository(app.services.database).count()
-                    await app.dispatcher.stop_polling()
-                    await polling
-    finally:
-        for server in (telegram, salebot):
-            await server.stop()
+    async with stand_in_world(demo_data=False) as world, RemoteGetCourse(users) as getcourse:
+        telegram = world.telegram
+        know_people(world.salebot, len(people))
+        settings = world.settings(
+            getcourse_base_url=getcourse.base_url,  # the world's own GetCourse stays idle
+            getcourse_poll_first_delay=0.01,
+            getcourse_full_sync_hours=0,
+            getcourse_incremental_sync_minutes=0,
+            link_attempts_per_hour=1000,
+        )
+        async with App.running(settings) as app:
+            await DirectoryRepository(app.services.database).upsert(people, time.time())
+            polling = asyncio.create_task(app.run_polling(handle_signals=False))
+            await telegram.wait_for_poll()
+            meter = StealMeter()
+            idle = await send_hits(telegram, people[:idle_people], 0)
+            idle_steal = meter.share()
+            meter = StealMeter()
+            started = time.perf_counter()
+            sync = asyncio.create_task(app.services.sync.run(SyncKind.FULL))
+            busy = await send_hits(telegram, people, idle_people, sync)
+            busy_steal = meter.share()
+            hits_seconds = time.perf_counter() - started
+            result = await sync
+            sync_seconds = time.perf_counter() - started
+            requests = await getcourse.counted_requests()
+            stored = await DirectoryRepository(app.services.database).count()
+            await app.dispatcher.stop_polling()
+            await polling
     return {
         "idle": (idle, idle_steal),
         "busy": (busy, busy_steal),
@@ -435,33 +373,18 @@ async def full_sync(users: int) -> dict[str, Any]:
     """``python -m bot sync --full`` on the default budget, reserve and windows (the stand-in
     builds exports at once, so the first poll is not held 10 s): one run, as an operator's
     command would do it; a run that stops to spare the budget says so (exit code 3)."""
-    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY)
-    getcourse.users = old_users(users)
-    await getcourse.start()
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith(("GETCOURSE", "BOT"))},
-                "BOT_TOKEN": TOKEN,
-                "OPERATOR_IDS": "1",
-                "GETCOURSE_BASE_URL": getcourse.base_url,
-                "GETCOURSE_API_KEY": GETCOURSE_KEY,
-                "GETCOURSE_POLL_FIRST_DELAY": "0.01",
-                "SALEBOT_API_KEY": SALEBOT_KEY,
-                "SALEBOT_BOT_USERNAME": FUNNEL_BOT,
-                "DATABASE_PATH": str(Path(folder) / "sync.sqlite3"),
-                "LOG_LEVEL": "WARNING",
-            }
-            started = time.perf_counter()
-            # In a thread, so the stand-in keeps serving meanwhile.
-            code, peak_rss = await asyncio.to_thread(sync_child, env)
-            wall = time.perf_counter() - started
-            if code not in (0, 3):
-                raise SystemExit(f"sync of {users} users failed (exit {code})")
-            with sqlite3.connect(Path(folder) / "sync.sqlite3") as connection:
-                stored = connection.execute("SELECT COUNT(*) FROM gc_directory").fetchone()[0]
-    finally:
-        await getcourse.stop()
+    async with stand_in_world(demo_data=False) as world:
+        getcourse = world.getcourse
+        getcourse.users = old_users(users)
+        env = world.env(GETCOURSE_POLL_FIRST_DELAY="0.01", LOG_LEVEL="WARNING")
+        started = time.perf_counter()
+        # In a thread, so the stand-in keeps serving meanwhile.
+        code, peak_rss = await asyncio.to_thread(sync_child, env)
+        wall = time.perf_counter() - started
+        if code not in (0, 3):
+            raise SystemExit(f"sync of {users} users failed (exit {code})")
+        with sqlite3.connect(world.database_path) as connection:
+            stored = connection.execute("SELECT COUNT(*) FROM gc_directory").fetchone()[0]
     return {
         "wall": wall,
         "rss": peak_rss,

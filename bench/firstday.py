@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -46,10 +48,14 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from answers import ANSWERS, percentile, watch_answers
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = ("sync", "lone recent", "lone old", "fifty", "launch")
@@ -57,8 +63,6 @@ EXPORT_SECONDS = 30.0
 WINDOW_SECONDS = 7200.0
 FIRST_PERSON = 500_000_000
 FIRST_USER = 300_000_000
-ANSWERS = {"Готово": "linked", "Не нашёл": "not found", "не получается": "try later"}
-TICK = 0.01
 
 
 # ----- the child: one scenario against whichever code PYTHONPATH gives ---------------------------
@@ -77,21 +81,6 @@ def school(users: int, seed: int) -> list[Any]:
         )
         for n in range(users)
     ]
-
-
-async def watch_answers(telegram: Any, sent: dict[int, float], answers: dict[int, Any]) -> None:
-    """One watcher for everyone, every ``TICK`` seconds (bounds the timing resolution)."""
-    while True:
-        await asyncio.sleep(TICK)
-        now = time.perf_counter()
-        for user_id, at in list(sent.items()):
-            if user_id in answers:
-                continue
-            for message in telegram.bot_messages(user_id):
-                kind = next((v for k, v in ANSWERS.items() if k in (message.text or "")), None)
-                if kind is not None:
-                    answers[user_id] = (kind, now - at)
-                    break
 
 
 def arrivals(scenario: str, records: list[Any], seed: int) -> list[tuple[float, str, Any]]:
@@ -131,14 +120,56 @@ def busiest_window(times: list[float], window: float) -> int:
     return best
 
 
-async def child(
-    scenario: str, users: int, scale: float, seed: int, free_share: float | None
-) -> dict[str, Any]:
-    from bot.app import App
+@contextlib.asynccontextmanager
+async def stand_ins(scale: float) -> AsyncIterator[Any]:
+    """Empty stand-ins (GetCourse building each export in ``EXPORT_SECONDS``, its school limit
+    on scaled time) with ``settings(**overrides)`` pointing the bot at them: this tree's stand-in
+    world, or, in a tree from before it (the default baseline), the same from what that tree's
+    sandbox CLI offered."""
+    try:
+        from sandbox.world import stand_in_world
+    except ModuleNotFoundError:
+        starting = baseline_stand_ins(scale)
+    else:
+        starting = stand_in_world(demo_data=False, export_latency=EXPORT_SECONDS / scale)
+    async with starting as world:
+        world.getcourse.window_seconds = WINDOW_SECONDS / scale
+        yield world
+
+
+@contextlib.asynccontextmanager
+async def baseline_stand_ins(scale: float) -> AsyncIterator[Any]:
+    """The stand-ins of a tree from before ``sandbox/world.py``, with its sandbox CLI's
+    credentials and settings."""
     from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
     from sandbox.getcourse import GetCourseStandIn
     from sandbox.salebot import SalebotStandIn
     from sandbox.telegram import TelegramStandIn
+
+    servers = SimpleNamespace(
+        telegram=TelegramStandIn(token=TOKEN),
+        getcourse=GetCourseStandIn(api_key=GETCOURSE_KEY, export_latency=EXPORT_SECONDS / scale),
+        salebot=SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT]),
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for server in (servers.telegram, servers.getcourse, servers.salebot):
+            await server.start()
+            stack.push_async_callback(server.stop)
+        servers.settings = functools.partial(
+            stand_in_settings,
+            servers.telegram,
+            servers.getcourse,
+            servers.salebot,
+            folder / "bench.sqlite3",
+        )
+        yield servers
+
+
+async def child(
+    scenario: str, users: int, scale: float, seed: int, free_share: float | None
+) -> dict[str, Any]:
+    from bot.app import App
     from services import directory_sync, export_budget
     from services.directory_sync import SyncKind
 
@@ -148,80 +179,64 @@ async def child(
     directory_sync.RESUME_AFTER = directory_sync.RESUME_AFTER / scale
     records = school(users, seed)
     plan = arrivals(scenario, records, seed)
-    telegram = TelegramStandIn(token=TOKEN)
-    getcourse = GetCourseStandIn(
-        api_key=GETCOURSE_KEY,
-        export_latency=EXPORT_SECONDS / scale,
-        window_seconds=WINDOW_SECONDS / scale,
-    )
-    getcourse.users = records  # direct: add_user checks duplicates one by one
-    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
-    for n in range(len(plan)):
-        salebot.add_client(FIRST_PERSON + n)
-    for server in (telegram, getcourse, salebot):
-        await server.start()
     sent: dict[int, float] = {}
     answers: dict[int, Any] = {}
     synced_after: float | None = None
     sync_requests: int | None = None
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            settings = stand_in_settings(
-                telegram,
-                getcourse,
-                salebot,
-                Path(folder) / "bench.sqlite3",
-                getcourse_poll_first_delay=10 / scale,
-                getcourse_poll_max_interval=30 / scale,
-                getcourse_lookup_timeout=240 / scale,
-                getcourse_coalesce_seconds=15 / scale,
-                getcourse_queued_notice_seconds=20 / scale,
-                getcourse_queue_patience_minutes=30 / scale,
-                getcourse_full_sync_hours=24 / scale,
-                getcourse_incremental_sync_minutes=30 / scale,
-                # Measures lookups and writes; the proof is a human step (the baseline ignores it).
-                ownership_proof="off",
-                **({} if free_share is None else {"getcourse_pace_free_share": free_share}),
-            )
-            if scenario == "launch":  # synced beforehand; the launch is what is measured
-                await presync(settings, getcourse)
-            async with App.running(settings) as app:
-                # The pace's 2-hour window on scaled time (its other settings as configured).
-                app.services.lookups.pace.seconds_per_request /= scale
-                start = time.perf_counter()
+    async with stand_ins(scale) as world:
+        telegram, getcourse = world.telegram, world.getcourse
+        getcourse.users = records  # direct: add_user checks duplicates one by one
+        for n in range(len(plan)):
+            world.salebot.add_client(FIRST_PERSON + n)
+        settings = world.settings(
+            getcourse_poll_first_delay=10 / scale,
+            getcourse_poll_max_interval=30 / scale,
+            getcourse_lookup_timeout=240 / scale,
+            getcourse_coalesce_seconds=15 / scale,
+            getcourse_queued_notice_seconds=20 / scale,
+            getcourse_queue_patience_minutes=30 / scale,
+            getcourse_full_sync_hours=24 / scale,
+            getcourse_incremental_sync_minutes=30 / scale,
+            # Measures lookups and writes; the proof is a human step (the baseline ignores it).
+            ownership_proof="off",
+            **({} if free_share is None else {"getcourse_pace_free_share": free_share}),
+        )
+        if scenario == "launch":  # synced beforehand; the launch is what is measured
+            await presync(settings, getcourse)
+        async with App.running(settings) as app:
+            # The pace's 2-hour window on scaled time (its other settings as configured).
+            app.services.lookups.pace.seconds_per_request /= scale
+            start = time.perf_counter()
 
-                async def first_sync() -> tuple[float, int]:
-                    while True:  # polled: the bot has no event for it, and both trees must run
-                        if await app.services.sync.last_done(SyncKind.FULL):
-                            requests = len([r for r in getcourse.requests if r.counted])
-                            return (time.perf_counter() - start) * scale, requests
-                        await asyncio.sleep(0.05)
-
-                syncing = None if scenario == "launch" else asyncio.create_task(first_sync())
-                polling = asyncio.create_task(app.run_polling(handle_signals=False))
-                watcher = asyncio.create_task(watch_answers(telegram, sent, answers))
-                for n, (at, email, record) in enumerate(plan):
-                    await asyncio.sleep(max(0.0, start + at / scale - time.perf_counter()))
-                    if record is not None:
-                        getcourse.users.append(record)
-                    telegram.send_message(FIRST_PERSON + n, email)
-                    sent[FIRST_PERSON + n] = time.perf_counter()
-                # Until everyone is answered and the first full sync is done, within 60 minutes.
-                deadline = start + 3600 / scale
-                while time.perf_counter() < deadline:
-                    if len(answers) == len(plan) and (syncing is None or syncing.done()):
-                        break
+            async def first_sync() -> tuple[float, int]:
+                while True:  # polled: the bot has no event for it, and both trees must run
+                    if await app.services.sync.last_done(SyncKind.FULL):
+                        requests = len([r for r in getcourse.requests if r.counted])
+                        return (time.perf_counter() - start) * scale, requests
                     await asyncio.sleep(0.05)
-                if syncing is not None and syncing.done():
-                    synced_after, sync_requests = syncing.result()
-                elif syncing is not None:
-                    syncing.cancel()
-                watcher.cancel()
-                await app.dispatcher.stop_polling()
-                await polling
-    finally:
-        for server in (telegram, getcourse, salebot):
-            await server.stop()
+
+            syncing = None if scenario == "launch" else asyncio.create_task(first_sync())
+            polling = asyncio.create_task(app.run_polling(handle_signals=False))
+            watcher = asyncio.create_task(watch_answers(telegram, sent, answers, len(plan)))
+            for n, (at, email, record) in enumerate(plan):
+                await asyncio.sleep(max(0.0, start + at / scale - time.perf_counter()))
+                if record is not None:
+                    getcourse.users.append(record)
+                telegram.send_message(FIRST_PERSON + n, email)
+                sent[FIRST_PERSON + n] = time.perf_counter()
+            # Until everyone is answered and the first full sync is done, within 60 minutes.
+            deadline = start + 3600 / scale
+            while time.perf_counter() < deadline:
+                if len(answers) == len(plan) and (syncing is None or syncing.done()):
+                    break
+                await asyncio.sleep(0.05)
+            if syncing is not None and syncing.done():
+                synced_after, sync_requests = syncing.result()
+            elif syncing is not None:
+                syncing.cancel()
+            watcher.cancel()
+            await app.dispatcher.stop_polling()
+            await polling
     counted = [r.at for r in getcourse.requests if r.counted]
     began = getcourse.requests[0].at if getcourse.requests else 0.0
     trace = [
@@ -304,10 +319,6 @@ def run_child(
     if Path(result["code"]).resolve() != code.resolve():
         raise SystemExit(f"the child imported {result['code']}, not {code}")
     return result
-
-
-def percentile(values: list[float], share: float) -> float:
-    return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
 def rows_of(scenario: str, result: dict[str, Any]) -> dict[str, str]:

@@ -34,8 +34,12 @@ from aiogram.types import Chat, Message, Update, User
 
 from bot.app import create_bot, create_dispatcher, create_services
 from bot.settings import load_settings
+from sandbox.demo import connection_settings
 
 FIRST_USER = 500_000_000
+# The bot talks to no server (``AnsweringSession``); the URLs it is given lead nowhere (port 9:
+# discard).
+NOWHERE = "http://127.0.0.1:9"
 WARM = 1000
 
 
@@ -90,18 +94,13 @@ def start_from(user_id: int, update_id: int) -> Update:
 
 
 async def measure(isolation: str, senders: int, batch: int, folder: Path) -> dict[str, Any]:
-    settings = load_settings(
-        _env_file=None,
-        bot_token="123456:memory-bench",
-        operator_ids="1",
-        getcourse_base_url="http://127.0.0.1:9",
-        getcourse_api_key="bench",
-        salebot_api_key="bench",
-        salebot_base_url="http://127.0.0.1:9",
-        salebot_bot_username="school_funnel_bot",
+    values = connection_settings(
+        telegram_api_url=NOWHERE,
+        getcourse_base_url=NOWHERE,
+        salebot_base_url=NOWHERE,
         database_path=folder / f"{isolation}.sqlite3",
-        log_level="ERROR",
     )
+    settings = load_settings(_env_file=None, **values)
     services = await create_services(settings)
     bot = create_bot(settings)
     bot.session = AnsweringSession()

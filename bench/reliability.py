@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 from machine import StealMeter, header
 
 from bot.app import App
-from bot.sandbox_cli import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, TOKEN, stand_in_settings
-from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
-from sandbox.salebot import SalebotStandIn
+from sandbox.demo import FUNNEL_BOT
+from sandbox.getcourse import GetCourseUserRecord
 from sandbox.telegram import TelegramStandIn
+from sandbox.world import stand_in_world
 
 FIRST_USER = 300_000_000
 BUDGET = 60
@@ -36,54 +34,41 @@ DEPARTURES = (
 
 
 async def run(people: int, failure_rate: float) -> None:
-    telegram = TelegramStandIn(token=TOKEN)
-    getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY)
-    salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
-    for n in range(people):
-        getcourse.add_user(GetCourseUserRecord(id=500_000 + n, email=f"student{n}@example.com"))
-        salebot.add_client(FIRST_USER + n, group=FUNNEL_BOT)
-    salebot.fail_randomly(failure_rate, seed=7)
-    for server in (telegram, getcourse, salebot):
-        await server.start()
-    meter = StealMeter()
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            settings = stand_in_settings(
-                telegram,
-                getcourse,
-                salebot,
-                Path(folder) / "bench.sqlite3",
-                getcourse_export_budget=BUDGET,
-                getcourse_poll_first_delay=0.01,
-                getcourse_poll_max_interval=0.05,
-                getcourse_lookup_timeout=60,
-                getcourse_lookups_per_hour=10_000,
-                ownership_proof="off",  # measures lookups and writes; the proof is a human step
-                # No directory syncs: this measures live lookups against the budget.
-                getcourse_full_sync_hours=0,
-                getcourse_incremental_sync_minutes=0,
-                salebot_retry_first_delay=0.05,
-                salebot_retry_max_delay=1.0,
+    async with stand_in_world(demo_data=False) as world:
+        telegram, getcourse, salebot = world.telegram, world.getcourse, world.salebot
+        for n in range(people):
+            getcourse.add_user(GetCourseUserRecord(id=500_000 + n, email=f"student{n}@example.com"))
+            salebot.add_client(FIRST_USER + n, group=FUNNEL_BOT)
+        salebot.fail_randomly(failure_rate, seed=7)
+        meter = StealMeter()
+        settings = world.settings(
+            getcourse_export_budget=BUDGET,
+            getcourse_poll_first_delay=0.01,
+            getcourse_poll_max_interval=0.05,
+            getcourse_lookup_timeout=60,
+            getcourse_lookups_per_hour=10_000,
+            # No directory syncs: this measures live lookups against the budget.
+            getcourse_full_sync_hours=0,
+            getcourse_incremental_sync_minutes=0,
+            salebot_retry_first_delay=0.05,
+            salebot_retry_max_delay=1.0,
+        )
+        logging.basicConfig(level=logging.ERROR)
+        async with App.running(settings) as app:
+            polling = asyncio.create_task(app.run_polling(handle_signals=False))
+            await telegram.wait_for_poll()
+            started = time.perf_counter()
+            for n in range(people):
+                telegram.send_message(FIRST_USER + n, f"student{n}@example.com")
+            answered = await all_answered(telegram, people)
+            answered_at = time.perf_counter() - started
+            settled_at = await settled(app, started)
+            stored = await count(app, "SELECT COUNT(*) FROM links")
+            delivered = await count(
+                app, "SELECT COUNT(DISTINCT telegram_id) FROM outbox WHERE state='delivered'"
             )
-            logging.basicConfig(level=logging.ERROR)
-            async with App.running(settings) as app:
-                polling = asyncio.create_task(app.run_polling(handle_signals=False))
-                await telegram.wait_for_poll()
-                started = time.perf_counter()
-                for n in range(people):
-                    telegram.send_message(FIRST_USER + n, f"student{n}@example.com")
-                answered = await all_answered(telegram, people)
-                answered_at = time.perf_counter() - started
-                settled_at = await settled(app, started)
-                stored = await count(app, "SELECT COUNT(*) FROM links")
-                delivered = await count(
-                    app, "SELECT COUNT(DISTINCT telegram_id) FROM outbox WHERE state='delivered'"
-                )
-                await app.dispatcher.stop_polling()
-                await polling
-    finally:
-        for server in (telegram, getcourse, salebot):
-            await server.stop()
+            await app.dispatcher.stop_polling()
+            await polling
 
     salebot_calls = len(salebot.requests)
     failed_calls = sum(1 for r in salebot.requests if r.status == 500)

@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 from aiogram import Bot, Dispatcher, F
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -40,19 +36,14 @@ from machine import StealMeter, header
 from bot.app import App
 from bot.polling import PollingRunner
 from bot.serve import Runner
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.webhook import WebhookRunner
-from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
-from sandbox.salebot import SalebotStandIn
-from sandbox.server import LoopbackServer
+from sandbox.demo import FUNNEL_BOT, TOKEN, WEBHOOK_SECRET
+from sandbox.getcourse import GetCourseUserRecord
 from sandbox.telegram import SentMessage, TelegramStandIn
+from sandbox.world import StandInWorld, free_port, stand_in_world
 from services.directory_sync import SyncKind
 
-TOKEN = "100000000:bench-token"
-GETCOURSE_KEY = "bench-getcourse-key"
-SALEBOT_KEY = "bench-salebot-key"
-FUNNEL_BOT = "school_funnel_bot"
-SECRET = "bench-webhook-secret"
 FIRST_USER = 200_000_000
 MODES = ("polling", "webhook")
 LINK_SYNCED = "c link"  # the person's user is in the directory: answered from it
@@ -66,6 +57,15 @@ DEPARTURES = (
     "abusers); everything else (the directory sync at start, GETCOURSE_COALESCE_SECONDS=15, "
     "the pace) is the default"
 )
+
+
+SETTINGS = {
+    "getcourse_export_budget": 100,
+    "getcourse_poll_first_delay": 0.001,
+    "getcourse_poll_max_interval": 0.001,
+    "getcourse_lookups_per_hour": 1_000_000,
+    "link_attempts_per_hour": 1_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -84,60 +84,17 @@ class Result:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
 
 
-class StandIns:
-    def __init__(self, folder: Path) -> None:
-        self.telegram = TelegramStandIn(token=TOKEN)
-        # An instant export: ready at the first poll.
-        self.getcourse = GetCourseStandIn(api_key=GETCOURSE_KEY, budget=10**9, not_ready_polls=0)
-        self.salebot = SalebotStandIn(api_key=SALEBOT_KEY, telegram_bots=[FUNNEL_BOT])
-        self.database = folder / "bench.sqlite3"
-
-    def servers(self) -> list[LoopbackServer]:
-        return [self.telegram, self.getcourse, self.salebot]
-
-    def settings(self, mode: str) -> Settings:
-        values: dict[str, Any] = {
-            "bot_token": TOKEN,
-            "telegram_api_url": self.telegram.base_url,
-            "operator_ids": "900000001",
-            "getcourse_base_url": self.getcourse.base_url,
-            "getcourse_api_key": GETCOURSE_KEY,
-            "getcourse_export_budget": 100,
-            "getcourse_poll_first_delay": 0.001,
-            "getcourse_poll_max_interval": 0.001,
-            "getcourse_lookups_per_hour": 1_000_000,
-            "link_attempts_per_hour": 1_000_000,
-            "salebot_api_key": SALEBOT_KEY,
-            "salebot_base_url": self.salebot.base_url,
-            "salebot_bot_username": FUNNEL_BOT,
-            "database_path": self.database,
-            # Both run modes serve health on HEALTH_LISTEN: a free port, not the default.
-            "health_listen": f"127.0.0.1:{_free_port()}",
-            # Measures the lookup and the write; the proof of ownership is a human step.
-            "ownership_proof": "off",
-        }
-        if mode == "webhook":
-            port = _free_port()
-            values |= {
-                "mode": "webhook",
-                "webhook_url": f"http://127.0.0.1:{port}/updates",
-                "webhook_secret": SECRET,
-                "http_listen": f"127.0.0.1:{port}",
-            }
-        return load_settings(_env_file=None, **values)
-
-
 @asynccontextmanager
-async def standins() -> AsyncIterator[StandIns]:
-    with tempfile.TemporaryDirectory() as folder:
-        servers = StandIns(Path(folder))
-        for server in servers.servers():
-            await server.start()
-        try:
-            yield servers
-        finally:
-            for server in servers.servers():
-                await server.stop()
+async def standins() -> AsyncIterator[StandInWorld]:
+    """Fresh, empty stand-ins and database; GetCourse's exports are ready at the first poll and
+    its school limit is lifted."""
+    async with stand_in_world(demo_data=False, settings=SETTINGS) as world:
+        world.getcourse.budget = 10**9
+        yield world
+
+
+def settings_in(world: StandInWorld, mode: str) -> Settings:
+    return world.webhook_settings() if mode == "webhook" else world.settings()
 
 
 async def drive(
@@ -199,14 +156,16 @@ async def _echo_running(
         await dispatcher.stop_polling()
         await polling
         return
-    port = _free_port()
+    port = free_port()
     app = web.Application()
-    SimpleRequestHandler(dispatcher, bot, secret_token=SECRET).register(app, path="/updates")
+    SimpleRequestHandler(dispatcher, bot, secret_token=WEBHOOK_SECRET).register(
+        app, path="/updates"
+    )
     setup_application(app, dispatcher, bot=bot)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    await bot.set_webhook(f"http://127.0.0.1:{port}/updates", secret_token=SECRET)
+    await bot.set_webhook(f"http://127.0.0.1:{port}/updates", secret_token=WEBHOOK_SECRET)
     yield
     await runner.cleanup()
 
@@ -231,7 +190,7 @@ async def this_bot(mode: str, scenario: str, users: int, messages: int) -> Resul
             servers.getcourse.users += students
         for n in range(users):
             servers.salebot.add_client(FIRST_USER + n, group=FUNNEL_BOT)
-        settings = servers.settings(mode)
+        settings = settings_in(servers, mode)
         async with App.running(settings) as app:
             # The full sync a fresh install runs at start: (c) is linked from what it stored.
             await _first_sync_done(app)
@@ -268,13 +227,6 @@ async def _first_sync_done(app: App) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("the full sync at start did not finish within 2 minutes")
         await asyncio.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def report(results: list[Result]) -> None:

@@ -1,15 +1,15 @@
 """``python -m bot sandbox``: the bot against local stand-ins, chatted with from the terminal.
 
-Starts the Telegram, GetCourse and Salebot stand-ins on loopback with the demo data in
-``sandbox/data``, runs the real bot against them (a fresh database in a temporary folder),
-and turns each line typed into a Telegram message from a demo student."""
+Starts the stand-in world (``sandbox/world.py``: Telegram, GetCourse, Salebot and a mail server
+on loopback, with the demo data in ``sandbox/data``), runs the real bot against it (a fresh
+database in a temporary folder), and turns each line typed into a Telegram message from a demo
+student."""
 
 from __future__ import annotations
 
 import asyncio
 import html
 import re
-import socket
 import sys
 import tempfile
 import threading
@@ -23,24 +23,19 @@ from bot.app import App
 from bot.log_setup import configure_logging
 from bot.polling import PollingRunner
 from bot.public_http import EVENTS_PATH
-from bot.settings import Settings, load_settings
 from handlers.texts import Texts
+from sandbox.demo import FUNNEL_BOT, OPERATOR_ID
 from sandbox.getcourse import GetCourseStandIn
-from sandbox.mail import MailStandIn, ReceivedLetter
+from sandbox.mail import ReceivedLetter
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import SentMessage, TelegramStandIn
+from sandbox.world import StandInWorld, free_port, stand_in_world
 from services.storage.outbox import OutboxRepository
 
-TOKEN = "100000000:sandbox-token"
-GETCOURSE_KEY = "sandbox-getcourse-key"
-SALEBOT_KEY = "sandbox-salebot-key"
-FUNNEL_BOT = "school_funnel_bot"
 DEFAULT_USER = 100000001
-OPERATOR = 900000001
 EVENTS_SECRET = "sandbox-events-secret"
 # The GetCourse additional fields the bot fills (created in the demo account).
 GETCOURSE_FIELDS = ("telegram_id", "sb_id")
-SCHOOL = "Sandbox School"
 # The phone each demo Telegram user shares with :contact. The first three are the phones GetCourse
 # holds for ivan.petrov@, anna@ and maria.sidorova@example.com; the others are nobody's there.
 DEMO_PHONES = {
@@ -313,111 +308,48 @@ def save_file(telegram: TelegramStandIn, message: SentMessage, sent: dict[str, A
     return path
 
 
-def stand_in_settings(
-    telegram: TelegramStandIn,
-    getcourse: GetCourseStandIn,
-    salebot: SalebotStandIn,
-    database_path: Path,
-    **overrides: Any,
-) -> Settings:
-    """Settings that point the bot at running stand-ins built with this module's credentials
-    (the sandbox and the benchmarks share them); ``overrides`` tune timings and limits."""
-    values: dict[str, Any] = {
-        "bot_token": TOKEN,
-        "telegram_api_url": telegram.base_url,
-        "operator_ids": str(OPERATOR),
-        "getcourse_base_url": getcourse.base_url,
-        "getcourse_api_key": GETCOURSE_KEY,
-        "salebot_api_key": SALEBOT_KEY,
-        "salebot_base_url": salebot.base_url,
-        "salebot_bot_username": FUNNEL_BOT,
-        "database_path": database_path,
-        "log_level": "ERROR",  # the terminal (or the figures) is what matters
-    }
-    return load_settings(_env_file=None, **{**values, **overrides})
-
-
 async def run_sandbox(language: str = "ru") -> int:
-    telegram = TelegramStandIn(token=TOKEN)
-    # One "not ready yet" poll per export, as a real GetCourse would answer.
-    getcourse = GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY, not_ready_polls=1)
-    getcourse.custom_fields.extend(GETCOURSE_FIELDS)  # the school created them
-    salebot = SalebotStandIn.from_seed(api_key=SALEBOT_KEY)
-    mail = MailStandIn()
-    servers: tuple[TelegramStandIn | GetCourseStandIn | SalebotStandIn | MailStandIn, ...] = (
-        telegram,
-        getcourse,
-        salebot,
-        mail,
-    )
-    for server in servers:
-        await server.start()
-    proof: dict[str, Any] = {
-        "operator_chat_id": OPERATOR,
-        "school_name": SCHOOL,
-        "smtp_host": mail.host,
-        "smtp_port": mail.port,
-        "smtp_security": "none",
-        "smtp_from": f"{SCHOOL} <noreply@school.example>",
-    }
-    try:
-        with tempfile.TemporaryDirectory(prefix="gc-salebot-sandbox-") as folder:
-            settings = stand_in_settings(
-                telegram,
-                getcourse,
-                salebot,
-                Path(folder) / "sandbox.sqlite3",
-                getcourse_poll_first_delay=0.5,
-                getcourse_poll_max_interval=1.0,
-                getcourse_lookup_timeout=20,
-                # The stand-in has no budget to protect, and a paced second lookup would keep
-                # the person at the terminal waiting for minutes.
-                getcourse_pace_lookups=False,
-                getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
-                salebot_retry_first_delay=2,
-                salebot_retry_max_delay=4,
-                bot_language=language,
-                shutdown_timeout=1,  # nothing here is worth waiting for on the way out
-                # GetCourse events on (the public listener serves /getcourse/events); both
-                # listeners on free loopback ports, so a bot running on this machine is no bother.
-                getcourse_events_secret=EVENTS_SECRET,
-                http_listen=f"127.0.0.1:{_free_port()}",
-                health_listen=f"127.0.0.1:{_free_port()}",
-                salebot_linked_message="gc_linked",
-                # Every proof method works here: letters print in the terminal, the operator
-                # (:user 900000001) gets the cards in their chat.
-                **proof,
-            )
-            configure_logging(settings.log_level, settings.log_format, settings.secrets())
-            async with App.running(settings) as app:
-                polling = PollingRunner(app)
-                await polling.start()
-                try:
-                    await telegram.wait_for_poll()
-                    chat = terminal_chat(app, telegram, salebot, getcourse)
-                    mail.on_letter = chat.show_letter
-                    await chat_from_terminal(chat, getcourse)
-                finally:  # also on Ctrl-C: polling ends before the stand-ins it talks to
-                    await polling.stop()
-    finally:
-        for server in servers:
-            await server.stop()
+    # One "not ready yet" poll per export, as a real GetCourse would answer. Every proof method
+    # works here: letters print in the terminal, the operator (:user 900000001) gets the cards in
+    # their chat.
+    async with stand_in_world(not_ready_polls=1, mail=True, proof=True) as world:
+        world.getcourse.custom_fields.extend(GETCOURSE_FIELDS)  # the school created them
+        settings = world.settings(
+            log_level="ERROR",  # the terminal is what matters
+            getcourse_poll_first_delay=0.5,
+            getcourse_poll_max_interval=1.0,
+            getcourse_lookup_timeout=20,
+            # The stand-in has no budget to protect, and a paced second lookup would keep the
+            # person at the terminal waiting for minutes.
+            getcourse_pace_lookups=False,
+            getcourse_coalesce_seconds=1,  # one person at a terminal: nobody to gather
+            salebot_retry_first_delay=2,
+            salebot_retry_max_delay=4,
+            bot_language=language,
+            shutdown_timeout=1,  # nothing here is worth waiting for on the way out
+            # GetCourse events on (the public listener serves /getcourse/events), on a free
+            # loopback port, so a bot running on this machine is no bother.
+            getcourse_events_secret=EVENTS_SECRET,
+            http_listen=f"127.0.0.1:{free_port()}",
+            salebot_linked_message="gc_linked",
+            operator_chat_id=OPERATOR_ID,
+        )
+        configure_logging(settings.log_level, settings.log_format, settings.secrets())
+        async with App.running(settings) as app:
+            polling = PollingRunner(app)
+            await polling.start()
+            try:
+                await world.telegram.wait_for_poll()
+                chat = terminal_chat(app, world)
+                if world.mail is not None:  # the letters print as they arrive
+                    world.mail.on_letter = chat.show_letter
+                await chat_from_terminal(chat, world.getcourse)
+            finally:  # also on Ctrl-C: polling ends before the stand-ins it talks to
+                await polling.stop()
     return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def terminal_chat(
-    app: App,
-    telegram: TelegramStandIn,
-    salebot: SalebotStandIn,
-    getcourse: GetCourseStandIn | None = None,
-) -> TerminalChat:
+def terminal_chat(app: App, world: StandInWorld) -> TerminalChat:
     checking = Texts.load(app.settings.bot_language).render("checking", email="\0")
     outbox = OutboxRepository(app.services.database)
 
@@ -425,13 +357,13 @@ def terminal_chat(
         return await outbox.pending_for(telegram_id) is not None
 
     return TerminalChat(
-        telegram,
-        salebot,
+        world.telegram,
+        world.salebot,
         checking.split("\0")[0],
         write_waiting,
         app.services.outbox.person_is_back,
-        lambda: telegram.updates_waiting or bool(app.dispatcher._handle_update_tasks),
-        getcourse,
+        lambda: world.telegram.updates_waiting or bool(app.dispatcher._handle_update_tasks),
+        world.getcourse,
         f"http://{app.settings.http_listen}{EVENTS_PATH}",
     )
 

@@ -1,12 +1,11 @@
-"""Shared fixtures: the three stand-ins on loopback, settings pointing at them, and a bot
-polling the Telegram stand-in exactly as it would poll Telegram."""
+"""Shared fixtures: the stand-in world (``sandbox/world.py``) with the suite's fast timings, and
+a bot polling the Telegram stand-in exactly as it would poll Telegram."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,26 +16,42 @@ import pytest
 
 from bot.app import App
 from bot.log_setup import QUIET_LOGGERS
-from bot.settings import Settings, load_settings
-from sandbox.getcourse import GetCourseStandIn
-from sandbox.salebot import SalebotStandIn
+from bot.settings import Settings
+from sandbox.demo import FUNNEL_BOT, GETCOURSE_KEY, OPERATOR_ID, SALEBOT_KEY, TOKEN, WEBHOOK_SECRET
 from sandbox.telegram import SentMessage, TelegramStandIn
+from sandbox.world import StandInWorld, free_port, stand_in_world
 
 if TYPE_CHECKING:
     from tests.routing import Routed
 
-TOKEN = "123456789:SANDBOX-token_for-tests"
-GETCOURSE_KEY = "gc-test-key-1234567890"
-SALEBOT_KEY = "sb-test-key-0987654321"
-FUNNEL_BOT = "school_funnel_bot"
-OPERATOR_ID = 900000001
+# The demo school's names and the world's free_port, imported by the tests from here.
+__all__ = [
+    "FUNNEL_BOT",
+    "GETCOURSE_KEY",
+    "OPERATOR_ID",
+    "SALEBOT_KEY",
+    "TOKEN",
+    "WEBHOOK_SECRET",
+    "free_port",
+]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+StandIns = StandInWorld  # the tests' name for the world
+# The suite's settings on every world: fast polls and retries; no scheduled syncs (they would add
+# exports to every test's request log; tests run them); no pacing (it would hold a test's second
+# export for minutes; its own tests switch it on). The proof of ownership is off, as in every
+# world unless asked (its own tests: tests/test_ownership_proof.py).
+TEST_SETTINGS: dict[str, Any] = {
+    "getcourse_poll_first_delay": 0.01,
+    "getcourse_poll_max_interval": 0.05,
+    "getcourse_lookup_timeout": 5,
+    "salebot_retry_first_delay": 0.05,
+    "salebot_retry_max_delay": 0.2,
+    "getcourse_full_sync_hours": 0,
+    "getcourse_incremental_sync_minutes": 0,
+    "getcourse_coalesce_seconds": 0,
+    "getcourse_queued_notice_seconds": 0,
+    "getcourse_pace_lookups": False,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -51,63 +66,10 @@ def restore_logging() -> Iterator[None]:
         logging.getLogger(name).setLevel(logging.NOTSET)
 
 
-@dataclass
-class StandIns:
-    telegram: TelegramStandIn
-    getcourse: GetCourseStandIn
-    salebot: SalebotStandIn
-    database_path: Path
-
-    def settings(self, **overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "bot_token": TOKEN,
-            "telegram_api_url": self.telegram.base_url,
-            "operator_ids": str(OPERATOR_ID),
-            "getcourse_base_url": self.getcourse.base_url,
-            "getcourse_api_key": GETCOURSE_KEY,
-            "getcourse_poll_first_delay": 0.01,
-            "getcourse_poll_max_interval": 0.05,
-            "getcourse_lookup_timeout": 5,
-            "salebot_api_key": SALEBOT_KEY,
-            "salebot_base_url": self.salebot.base_url,
-            "salebot_bot_username": FUNNEL_BOT,
-            "salebot_retry_first_delay": 0.05,
-            "salebot_retry_max_delay": 0.2,
-            "database_path": self.database_path,
-            # Scheduled syncs would add exports to every test's request log; tests run them.
-            "getcourse_full_sync_hours": 0,
-            "getcourse_incremental_sync_minutes": 0,
-            "getcourse_coalesce_seconds": 0,
-            "getcourse_queued_notice_seconds": 0,
-            # Pacing would hold a test's second export for minutes; its own tests switch it on.
-            "getcourse_pace_lookups": False,
-            # Tests run side by side: never the fixed default port.
-            "health_listen": f"127.0.0.1:{free_port()}",
-            # Today's flow (a found email is linked at once) for the suite; the proof of
-            # ownership has its own tests (tests/test_ownership_proof.py).
-            "ownership_proof": "off",
-        }
-        values.update(overrides)
-        return load_settings(_env_file=None, **values)
-
-
 @pytest.fixture
 async def standins(tmp_path: Path) -> AsyncIterator[StandIns]:
-    servers = StandIns(
-        telegram=TelegramStandIn(token=TOKEN),
-        getcourse=GetCourseStandIn.from_seed(api_key=GETCOURSE_KEY),
-        salebot=SalebotStandIn.from_seed(api_key=SALEBOT_KEY),
-        database_path=tmp_path / "bot.sqlite3",
-    )
-    await servers.telegram.start()
-    await servers.getcourse.start()
-    await servers.salebot.start()
-    try:
-        yield servers
-    finally:
-        await servers.telegram.stop()
-        await servers.getcourse.stop()
-        await servers.salebot.stop()
+    async with stand_in_world(tmp_path, settings=TEST_SETTINGS) as world:
+        yield world
 
 
 @contextlib.asynccontextmanager

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -19,29 +17,9 @@ from bot.polling import PollingRunner
 from bot.serve import Runner
 from bot.settings import Settings
 from bot.webhook import WebhookRunner
-from tests.conftest import (
-    FUNNEL_BOT,
-    GETCOURSE_KEY,
-    OPERATOR_ID,
-    SALEBOT_KEY,
-    TOKEN,
-    StandIns,
-    free_port,
-)
+from tests.conftest import GETCOURSE_KEY, SALEBOT_KEY, TOKEN, WEBHOOK_SECRET, StandIns
 
-WEBHOOK_SECRET = "hook-secret_0123456789"
 SECRETS = (TOKEN, TOKEN.partition(":")[2], GETCOURSE_KEY, SALEBOT_KEY, WEBHOOK_SECRET)
-
-
-def webhook_settings(standins: StandIns, **overrides: Any) -> Settings:
-    port = free_port()
-    values: dict[str, Any] = {
-        "mode": "webhook",
-        "webhook_url": f"http://127.0.0.1:{port}/telegram/updates",
-        "webhook_secret": WEBHOOK_SECRET,
-        "webhook_listen": f"127.0.0.1:{port}",
-    }
-    return standins.settings(**{**values, **overrides})
 
 
 @contextlib.asynccontextmanager
@@ -65,37 +43,10 @@ async def get(listen: str, path: str) -> httpx.Response:
 
 def process_env(standins: StandIns, **settings: str) -> dict[str, str]:
     """The environment for ``python -m bot``: the stand-ins' settings, nothing inherited that
-    could configure the bot."""
-    values = {
-        "BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_URL": standins.telegram.base_url,
-        "OPERATOR_IDS": str(OPERATOR_ID),
-        "GETCOURSE_BASE_URL": standins.getcourse.base_url,
-        "GETCOURSE_API_KEY": GETCOURSE_KEY,
-        "GETCOURSE_POLL_FIRST_DELAY": "0.05",
-        "GETCOURSE_POLL_MAX_INTERVAL": "0.05",
-        "GETCOURSE_LOOKUP_TIMEOUT": "10",
-        "SALEBOT_API_KEY": SALEBOT_KEY,
-        "SALEBOT_BASE_URL": standins.salebot.base_url,
-        "SALEBOT_BOT_USERNAME": FUNNEL_BOT,
-        "SALEBOT_RETRY_FIRST_DELAY": "0.05",
-        "SALEBOT_RETRY_MAX_DELAY": "0.2",
-        "DATABASE_PATH": str(standins.database_path),
-        "GETCOURSE_FULL_SYNC_HOURS": "0",
-        "GETCOURSE_INCREMENTAL_SYNC_MINUTES": "0",
-        "GETCOURSE_COALESCE_SECONDS": "0",
-        "GETCOURSE_QUEUED_NOTICE_SECONDS": "0",
-        "GETCOURSE_PACE_LOOKUPS": "false",
-        "HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
-        "OWNERSHIP_PROOF": "off",
-        **settings,
-    }
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if name.upper() not in {field.upper() for field in Settings.model_fields}
-    }
-    return {**inherited, **values}
+    could configure the bot; a child process polls GetCourse less eagerly and waits longer."""
+    return standins.env(
+        **{"GETCOURSE_POLL_FIRST_DELAY": "0.05", "GETCOURSE_LOOKUP_TIMEOUT": "10", **settings}
+    )
 
 
 class BotProcess:

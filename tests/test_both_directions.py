@@ -19,7 +19,7 @@ from services.models import GetCourseUser
 from services.storage.directory import DirectoryRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
 from tests.operator_console import OPERATOR_CHAT, operator_chat_notices, plain
-from tests.running import serving, webhook_settings
+from tests.running import serving
 
 SECRET = "gc-events-secret_0123456789"
 IVAN = 100000001
@@ -249,7 +249,7 @@ async def test_a_refused_event_changes_nothing(
 async def test_events_are_off_without_a_secret_and_health_is_not_public(
     standins: StandIns,
 ) -> None:
-    settings = webhook_settings(standins)
+    settings = standins.webhook_settings()
     async with serving(standins, settings):
         answer = await post_event(settings, secret=SECRET, event="paid", user_id="187654321")
         assert answer.status_code == 404

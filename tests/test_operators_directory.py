@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app import App
 from sandbox.getcourse import GetCourseUserRecord
 from services.directory_sync import SyncKind
-from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
+from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, free_port, polling_bot
 from tests.operator_console import IVAN, plain
-from tests.running import free_port, get, serving
+from tests.running import get, serving
 
 SEED_USERS = 12  # sandbox/data/getcourse_users.json
 SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30

@@ -14,9 +14,11 @@ import pytest
 
 from bot.app import App
 from bot.settings import SettingsError
+from sandbox.demo import SCHOOL
 from sandbox.mail import MailStandIn
 from sandbox.server import Fault
 from sandbox.telegram import SentMessage
+from sandbox.world import mail_settings
 from services.linking import LinkService, ProofAlerts
 from services.lookup_gate import LookupGate, LookupLimits
 from services.mail import Letter, LetterSender, SmtpConfig
@@ -40,7 +42,6 @@ IVAN_SECOND_ACCOUNT = 100000003  # Ivan again, on another Telegram account with 
 IVAN_EMAIL = "ivan.petrov@example.com"
 IVAN_PHONE = "+79161234567"
 UNKNOWN_EMAIL = "nobody.here@example.com"
-SCHOOL = "Test School"
 PROOF_REPLY = "Если этот адрес принадлежит ученику школы"
 
 
@@ -57,11 +58,7 @@ async def mail() -> AsyncIterator[MailStandIn]:
 def proof_settings(standins: StandIns, mail: MailStandIn, **overrides: Any) -> Any:
     values: dict[str, Any] = {
         "ownership_proof": "contact,email_code,operator",
-        "smtp_host": mail.host,
-        "smtp_port": mail.port,
-        "smtp_security": "none",
-        "smtp_from": f"{SCHOOL} <noreply@school.example>",
-        "school_name": SCHOOL,
+        **mail_settings(mail),
         "operator_chat_id": OPERATOR_CHAT,
     }
     return standins.settings(**{**values, **overrides})
@@ -558,7 +555,7 @@ async def test_check_command_reports_the_proof_and_reaches_the_mail_server(
     standins: StandIns, mail: MailStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from bot.check import run_check
-    from tests.running import free_port
+    from tests.conftest import free_port
 
     settings = proof_settings(standins, mail, operator_chat_id=None)
     assert await run_check(settings) == 0

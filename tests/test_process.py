@@ -14,16 +14,16 @@ import pytest
 
 from bot.serve import serve
 from services.storage.database import Database
-from tests.conftest import FUNNEL_BOT, Person, StandIns, eventually, polling_bot
-from tests.running import (
-    SECRETS,
+from tests.conftest import (
+    FUNNEL_BOT,
     WEBHOOK_SECRET,
-    BotProcess,
+    Person,
+    StandIns,
+    eventually,
     free_port,
-    process_env,
-    serving,
-    webhook_settings,
+    polling_bot,
 )
+from tests.running import SECRETS, BotProcess, process_env, serving
 
 IVAN = 100000001
 MARIA = 100000002
@@ -136,7 +136,7 @@ async def test_sigterm_in_webhook_mode(standins: StandIns, tmp_path: Path) -> No
     petr = Person(standins.telegram, PETR)
     petr.says("/start")  # refused at the closed port, retried by the stand-in
     await eventually(lambda: any(not d.ok for d in standins.telegram.webhook_deliveries))
-    async with serving(standins, webhook_settings(standins)):
+    async with serving(standins, standins.webhook_settings()):
         await petr.reply("email")
         await eventually(lambda: salebot_has(standins, MARIA, "187654323"))
     assert len(petr.texts()) == 1

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FUNNEL_BOT, Person, StandIns, eventually
-from tests.running import WEBHOOK_SECRET, free_port, get, serving, webhook_settings
+from tests.conftest import FUNNEL_BOT, WEBHOOK_SECRET, Person, StandIns, eventually, free_port
+from tests.running import get, serving
 
 IVAN = 100000001
 MARIA = 100000002
@@ -39,7 +39,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 async def test_webhook_mode_links_end_to_end(standins: StandIns) -> None:
-    settings = webhook_settings(standins)
+    settings = standins.webhook_settings()
     async with serving(standins, settings) as app:
         hook = standins.telegram.webhook
         assert hook is not None
@@ -67,7 +67,7 @@ async def test_webhook_mode_links_end_to_end(standins: StandIns) -> None:
 
 
 async def test_webhook_refuses_a_wrong_or_missing_secret(standins: StandIns) -> None:
-    async with serving(standins, webhook_settings(standins)) as app:
+    async with serving(standins, standins.webhook_settings()) as app:
 
         def update(text: str) -> dict[str, Any]:
             sender = {"id": STRANGER, "is_bot": False, "first_name": "Eve"}
@@ -95,8 +95,8 @@ async def test_webhook_refuses_a_wrong_or_missing_secret(standins: StandIns) -> 
 async def test_webhook_takes_updates_while_a_lookup_is_running(standins: StandIns) -> None:
     standins.getcourse.not_ready_polls = 10_000  # the export is ready only when we say so
     # Polls far enough apart that the export budget outlasts the wait.
-    settings = webhook_settings(
-        standins, getcourse_poll_max_interval=0.5, getcourse_lookup_timeout=60
+    settings = standins.webhook_settings(
+        getcourse_poll_max_interval=0.5, getcourse_lookup_timeout=60
     )
     async with serving(standins, settings):
         ivan = Person(standins.telegram, IVAN)
@@ -119,7 +119,7 @@ async def test_webhook_takes_updates_while_a_lookup_is_running(standins: StandIn
 async def test_webhook_drops_pending_updates_when_told(standins: StandIns) -> None:
     ivan = Person(standins.telegram, IVAN)
     ivan.says("/start")  # while the bot is down
-    settings = webhook_settings(standins, webhook_drop_pending_updates=True)
+    settings = standins.webhook_settings(webhook_drop_pending_updates=True)
     async with serving(standins, settings):
         assert standins.telegram.webhook is not None
         assert standins.telegram.webhook["drop_pending_updates"] is True
@@ -138,7 +138,7 @@ async def test_one_database_moves_between_modes_without_losing_links(
         await salebot_holds(standins, IVAN, "187654321")
 
     ivan.says("/start")  # sent while no one listens: delivered once the webhook is set
-    async with serving(standins, webhook_settings(standins)) as app:
+    async with serving(standins, standins.webhook_settings()) as app:
         card = await ivan.reply("i***@example.com")
         assert card.buttons()
         ivan.says("/email")
@@ -249,7 +249,7 @@ async def test_webhook_mode_can_serve_health_on_a_loopback_port_of_its_own(
     standins: StandIns,
 ) -> None:
     health = f"127.0.0.1:{free_port()}"
-    settings = webhook_settings(standins, health_listen=health)
+    settings = standins.webhook_settings(health_listen=health)
     async with serving(standins, settings):
         ivan = Person(standins.telegram, IVAN)
         ivan.says("/start")

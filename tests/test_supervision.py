@@ -17,9 +17,17 @@ from bot.app import App
 from services.backoff import RetryPolicy
 from services.storage.database import Database
 from services.supervision import LoopState, LoopStatus, Supervisor
-from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, polling_bot
+from tests.conftest import (
+    FUNNEL_BOT,
+    OPERATOR_ID,
+    Person,
+    StandIns,
+    eventually,
+    free_port,
+    polling_bot,
+)
 from tests.operator_console import plain
-from tests.running import free_port, get, serving
+from tests.running import get, serving
 from tests.test_run_modes import metric
 
 IVAN = 100000001

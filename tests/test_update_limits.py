@@ -9,7 +9,7 @@ from aiogram.fsm.storage.base import StorageKey
 
 from bot.isolation import PerChatIsolation
 from tests.conftest import Person, StandIns, eventually
-from tests.running import serving, webhook_settings
+from tests.running import serving
 
 IVAN = 100000001  # in the seed data of both stand-ins
 MARIA = 100000002
@@ -85,8 +85,8 @@ async def test_polling_takes_no_more_updates_than_it_may_handle(standins: StandI
 
 async def test_webhook_handles_no_more_updates_than_it_may(standins: StandIns) -> None:
     standins.getcourse.not_ready_polls = 10_000
-    settings = webhook_settings(
-        standins, updates_at_once=1, getcourse_poll_max_interval=0.5, getcourse_lookup_timeout=60
+    settings = standins.webhook_settings(
+        updates_at_once=1, getcourse_poll_max_interval=0.5, getcourse_lookup_timeout=60
     )
     async with serving(standins, settings):
         ivan, maria = Person(standins.telegram, IVAN), Person(standins.telegram, MARIA)
