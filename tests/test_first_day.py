@@ -40,6 +40,11 @@ def add_recent_user(getcourse: GetCourseStandIn) -> None:
     )
 
 
+def add_newcomer(getcourse: GetCourseStandIn) -> None:
+    """Someone who registers after the sync."""
+    getcourse.add_user(GetCourseUserRecord(id=187690002, email="newcomer@example.com"))
+
+
 def export_starts(standins: StandIns) -> list[dict[str, str]]:
     return [r.params for r in standins.getcourse.requests if r.endpoint == "users" and r.counted]
 
@@ -135,7 +140,7 @@ async def test_an_unknown_email_filter_is_learned_once_and_a_window_answers(
     ivan, nobody = Person(standins.telegram, IVAN), Person(standins.telegram, NOBODY)
     async with polling_bot(standins, settings) as app:
         await app.services.sync.run(SyncKind.FULL)
-        getcourse.add_user(GetCourseUserRecord(id=187690002, email="newcomer@example.com"))
+        add_newcomer(getcourse)
         ivan.says("newcomer@example.com")
         await ivan.reply("Готово")
     refused = [r for r in getcourse.requests if r.error_code == 908]
@@ -155,20 +160,18 @@ async def test_an_unknown_email_filter_is_learned_once_and_a_window_answers(
 async def test_an_operator_looking_up_a_newcomer_is_answered_without_the_email_filter(
     standins: StandIns,
 ) -> None:
-    getcourse = standins.getcourse
-    getcourse.email_filter_unknown = True
-    settings = standins.settings(**first_day_settings())
+    standins.getcourse.email_filter_unknown = True
     operator = Person(standins.telegram, OPERATOR_ID)
-    async with polling_bot(standins, settings) as app:
+    async with polling_bot(standins, standins.settings(**first_day_settings())) as app:
         await app.services.sync.run(SyncKind.FULL)
-        getcourse.add_user(GetCourseUserRecord(id=187690002, email="newcomer@example.com"))
+        add_newcomer(standins.getcourse)
         operator.says(f"/link {NOBODY} newcomer@example.com")
         proposal = await operator.reply(lambda message: "GetCourse:" in (message.text or ""))
         assert "найден пользователь <code>187690002</code>" in (proposal.text or "")
         operator.says(f"/link {NOBODY} nobody@example.com")
         await operator.reply(lambda message: "нет пользователя" in (message.text or ""))
     # The 908 was learned once; each later miss read the day's registrations instead.
-    assert len([r for r in getcourse.requests if r.error_code == 908]) == 1
+    assert len([r for r in standins.getcourse.requests if r.error_code == 908]) == 1
     assert export_starts(standins)[-1] == window(TODAY, TODAY)
 
 
@@ -184,7 +187,7 @@ async def test_an_ignored_email_filter_is_learned_and_single_misses_use_a_window
         await ivan.reply("Готово")
         await app.services.sync.run(SyncKind.FULL)
         starts_before = len(export_starts(standins))
-        getcourse.add_user(GetCourseUserRecord(id=187690002, email="newcomer@example.com"))
+        add_newcomer(getcourse)
         anna.says("newcomer@example.com")
         await anna.reply("Готово")
     assert export_starts(standins)[0] == {"email": "ivan.petrov@example.com"}
