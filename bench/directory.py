@@ -48,13 +48,13 @@ from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from sandbox.salebot import SalebotStandIn
 from sandbox.telegram import TelegramStandIn
 from sandbox.world import StandInWorld, stand_in_world
-from services.directory import MISS, DirectAnswer
-from services.directory_sync import SyncKind
-from services.export_budget import WINDOW_SECONDS, ExportBudget
-from services.getcourse import GetCourseClient, PollSchedule
-from services.linking import LinkService
-from services.lookup_gate import LookupGate, LookupLimits
-from services.lookup_queue import LookupPace
+from services.getcourse.budget import WINDOW_SECONDS, ExportBudget
+from services.getcourse.directory import MISS, DirectAnswer
+from services.getcourse.directory_sync import SyncKind
+from services.getcourse.exports import GetCourseClient, PollSchedule
+from services.linking.flow import LinkService
+from services.linking.lookup_gate import LookupGate, LookupLimits
+from services.linking.lookup_queue import LookupPace
 from services.models import GetCourseUser
 from services.storage.database import Database
 from services.storage.directory import DirectoryRepository

@@ -137,6 +137,17 @@ async def stand_ins(scale: float) -> AsyncIterator[Any]:
         yield world
 
 
+def budget_and_sync_modules() -> tuple[Any, Any]:
+    """The export ledger's and the directory sync's modules, whose timings the child scales:
+    in this tree services/ is grouped by context, in the baseline it was flat."""
+    try:
+        from services.getcourse import budget, directory_sync
+    except ImportError:
+        from services import directory_sync
+        from services import export_budget as budget
+    return budget, directory_sync
+
+
 @contextlib.asynccontextmanager
 async def baseline_stand_ins(scale: float) -> AsyncIterator[Any]:
     """The stand-ins of a tree from before ``sandbox/world.py``, with its sandbox CLI's
@@ -170,8 +181,9 @@ async def child(
     scenario: str, users: int, scale: float, seed: int, free_share: float | None
 ) -> dict[str, Any]:
     from bot.app import App
-    from services import directory_sync, export_budget
-    from services.directory_sync import SyncKind
+
+    export_budget, directory_sync = budget_and_sync_modules()
+    SyncKind = directory_sync.SyncKind
 
     logging.basicConfig(level=logging.CRITICAL)
     # The ledger's 2-hour window and the wait before a paused sync resumes, on scaled time too.
@@ -262,7 +274,8 @@ async def presync(settings: Any, getcourse: Any) -> None:
     """A directory synced yesterday: a full sync with the budget lifted, then both ledgers
     cleared."""
     from bot.app import create_services
-    from services.directory_sync import SyncKind
+
+    SyncKind = budget_and_sync_modules()[1].SyncKind
 
     services = await create_services(settings)
     try:

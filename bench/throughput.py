@@ -42,7 +42,7 @@ from sandbox.demo import FUNNEL_BOT, TOKEN, WEBHOOK_SECRET
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.telegram import SentMessage, TelegramStandIn
 from sandbox.world import StandInWorld, free_port, stand_in_world
-from services.directory_sync import SyncKind
+from services.getcourse.directory_sync import SyncKind
 
 FIRST_USER = 200_000_000
 MODES = ("polling", "webhook")

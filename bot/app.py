@@ -30,23 +30,23 @@ from bot.isolation import PerChatIsolation
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram_retry import RetryAfterMiddleware
-from services.bridge import BridgeWorker, GetCourseEvents, LinkFollowUps
 from services.console import OperatorConsole
-from services.directory import DirectoryMirror
-from services.directory_sync import DirectorySync
-from services.erasure import ErasureService
-from services.export_budget import ExportBudget, ImportBudget
-from services.figures import FigureBook
-from services.getcourse import GetCourseClient
+from services.console.figures import FigureBook
+from services.console.profiles import ProfileBook
+from services.getcourse.budget import ExportBudget, ImportBudget
+from services.getcourse.directory import DirectoryMirror
+from services.getcourse.directory_sync import DirectorySync
+from services.getcourse.exports import GetCourseClient
 from services.health import CallTracker
-from services.linking import LinkService
-from services.lookup_queue import LookupQueue
-from services.mail import LetterSender
+from services.linking.bridge import BridgeWorker, GetCourseEvents, LinkFollowUps
+from services.linking.code_mail import LetterSender
+from services.linking.flow import LinkService
+from services.linking.lookup_queue import LookupQueue
 from services.notifications import GroupingNotifier
-from services.outbox import OutboxWorker
-from services.profiles import ProfileBook
+from services.privacy.erasure import ErasureService
 from services.reachability import Reachability
-from services.salebot import SalebotClient
+from services.salebot.client import SalebotClient
+from services.salebot.outbox import OutboxWorker
 from services.storage.database import Database
 from services.storage.dialog_state import DialogStateRepository
 from services.storage.instance_lock import InstanceLock

@@ -14,7 +14,7 @@ from bot.app import Services, create_bot, create_services
 from bot.log_setup import Redactor
 from bot.settings import Settings
 from services.errors import GetCourseError, MailError, SalebotError, StartupError
-from services.mail import LetterSender
+from services.linking.code_mail import LetterSender
 from services.redaction import error_text
 
 Outcome = tuple[bool, str]

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.directory_sync import SyncKind
-from services.export_budget import ImportBudget
-from services.figures import FigureBook
+from services.console.figures import FigureBook
+from services.getcourse.budget import ImportBudget
+from services.getcourse.directory_sync import SyncKind
 from services.health import CallOutcome
 from services.supervision import LoopStatus
 

@@ -20,9 +20,9 @@ from aiogram.types.update import UpdateTypeLookupError
 from bot.log_setup import log_context
 from bot.metrics import Metrics
 from handlers.texts import Texts
-from services.outbox import OutboxWorker
-from services.profiles import ProfileBook
+from services.console.profiles import ProfileBook
 from services.reachability import Reachability
+from services.salebot.outbox import OutboxWorker
 from services.storage.profiles import TelegramProfile
 
 log = logging.getLogger(__name__)

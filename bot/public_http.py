@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.app import App
 from bot.listening import Listener
-from services.bridge import EventForbidden, EventMalformed, EventsThrottled
+from services.linking.bridge import EventForbidden, EventMalformed, EventsThrottled
 
 log = logging.getLogger(__name__)
 

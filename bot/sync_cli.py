@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from bot.app import create_services
 from bot.settings import Settings
-from services.directory_sync import SyncKind, SyncProgress
 from services.errors import GetCourseError, InstanceLockHeld
+from services.getcourse.directory_sync import SyncKind, SyncProgress
 from services.storage.instance_lock import InstanceLock
 
 

@@ -16,10 +16,10 @@ from handlers.letters import letter_renderer
 from handlers.lookup_answers import deliver_answer
 from handlers.notices import render_notices
 from handlers.texts import Texts
-from services.lookup_queue import Deliver as DeliverAnswer
+from services.linking.lookup_queue import Deliver as DeliverAnswer
+from services.linking.ownership import LetterRenderer, ProofMethod
 from services.notifications import Deliver as DeliverNotices
 from services.notifications import NoticeGroup
-from services.ownership import LetterRenderer, ProofMethod
 from services.reachability import Reachability
 
 STUDENT_COMMANDS = ("start", "email", "cancel", "forget")

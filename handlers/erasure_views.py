@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.texts import Texts
-from services.erasure import Erased
+from services.privacy.erasure import Erased
 
 
 def erased(texts: Texts, outcome: Erased, *, title: str) -> str:

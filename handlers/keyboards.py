@@ -7,7 +7,7 @@ from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMar
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.texts import Texts
-from services.ownership import ProofMethod
+from services.linking.ownership import ProofMethod
 
 # The reply-keyboard button of each method: pressing it sends its text (or the contact).
 PROOF_BUTTONS = {

@@ -1,9 +1,9 @@
-"""The letter that carries a one-time code (``services.ownership`` sends it)."""
+"""The letter that carries a one-time code (``services.linking.ownership`` sends it)."""
 
 from __future__ import annotations
 
 from handlers.texts import Texts
-from services.ownership import CODE_VALID_SECONDS, LetterRenderer
+from services.linking.ownership import CODE_VALID_SECONDS, LetterRenderer
 
 
 def letter_renderer(texts: Texts, school_name: str | None) -> LetterRenderer:

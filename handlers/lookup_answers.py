@@ -14,8 +14,8 @@ from aiogram.types import ReplyKeyboardMarkup, ReplyKeyboardRemove
 from handlers.keyboards import proof_keyboard
 from handlers.states import LinkDialog
 from handlers.texts import Texts
-from services.linking import LookupResult
-from services.ownership import CODE_VALID_SECONDS, ProofMethod
+from services.linking.flow import LookupResult
+from services.linking.ownership import CODE_VALID_SECONDS, ProofMethod
 from services.reachability import Reachability
 from services.storage.queued_lookups import QueuedLookup
 

@@ -14,7 +14,7 @@ from services.console.find import HistoryEntry, PersonCard
 from services.console.report import DirectoryReport, HealthReport, QueueReport, Stats
 from services.email import mask_email
 from services.health import ServiceStatus
-from services.linking import Linked
+from services.linking.flow import Linked
 from services.models import BLOCKED_STATUSES
 from services.redaction import error_text
 from services.storage.audit import AuditEntry

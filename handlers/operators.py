@@ -45,12 +45,12 @@ from services.console.change import LinkChanged, OperatorChanges
 from services.console.export import LinksExport
 from services.console.find import InvalidQuery, PersonFinder
 from services.console.report import ConsoleReports
-from services.directory_sync import DirectorySync, SyncKind, SyncProgress, SyncResult
 from services.email import normalize_email
-from services.erasure import ErasureService
 from services.errors import GetCourseError, InvalidEmail
-from services.linking import NotFound
+from services.getcourse.directory_sync import DirectorySync, SyncKind, SyncProgress, SyncResult
+from services.linking.flow import NotFound
 from services.models import GetCourseUser
+from services.privacy.erasure import ErasureService
 from services.redaction import error_text
 
 log = logging.getLogger(__name__)

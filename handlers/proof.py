@@ -26,8 +26,8 @@ from handlers.operator_views import shown_email
 from handlers.operators import ButtonMessage, FromOperator
 from handlers.states import LinkDialog
 from handlers.texts import Texts
-from services.linking import Conflict, Linked, LinkService, result_of
-from services.ownership import CODE_VALID_SECONDS, ProofAnswer, ProofMethod, ProofStep
+from services.linking.flow import Conflict, Linked, LinkService, result_of
+from services.linking.ownership import CODE_VALID_SECONDS, ProofAnswer, ProofMethod, ProofStep
 from services.storage.directory import international_phone
 from services.storage.ownership_proofs import PendingProof
 

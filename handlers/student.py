@@ -20,16 +20,16 @@ from handlers.lookup_answers import answer_markup, answer_text, settle_dialog
 from handlers.states import LinkDialog
 from handlers.texts import Texts
 from services.email import MAX_EMAIL_LENGTH, mask_email, normalize_email
-from services.erasure import ErasureService
 from services.errors import (
     GetCourseError,
     InvalidEmail,
     LookupRefused,
     TooManyAttempts,
 )
-from services.linking import LinkOutcome, LinkService, LookupResult, Queued, result_of
-from services.lookup_queue import LookupQueue
+from services.linking.flow import LinkOutcome, LinkService, LookupResult, Queued, result_of
+from services.linking.lookup_queue import LookupQueue
 from services.models import Link
+from services.privacy.erasure import ErasureService
 
 log = logging.getLogger(__name__)
 

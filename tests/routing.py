@@ -15,9 +15,9 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import Update
 
 from bot.app import create_bot, create_dispatcher, create_services
-from services.directory import MISS, DirectAnswer
-from services.linking import ConflictPolicy, LinkService
-from services.lookup_gate import LookupGate, LookupLimits
+from services.getcourse.directory import MISS, DirectAnswer
+from services.linking.flow import ConflictPolicy, LinkService
+from services.linking.lookup_gate import LookupGate, LookupLimits
 from services.models import GetCourseUser
 from services.notifications import OperatorNotice
 from services.storage.database import Database

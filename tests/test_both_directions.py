@@ -14,8 +14,8 @@ from bot.app import App
 from bot.settings import Settings
 from handlers.texts import Texts
 from sandbox.server import Fault
-from services.erasure import Held
 from services.models import GetCourseUser
+from services.privacy.erasure import Held
 from services.storage.directory import DirectoryRepository
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually, free_port
 from tests.operator_console import OPERATOR_CHAT, operator_chat_notices, plain
@@ -336,7 +336,7 @@ async def test_operators_see_the_field_write_and_the_events(standins: StandIns, 
 async def test_forgetting_a_person_blanks_their_fields_and_deletes_their_events(
     standins: StandIns, app: App
 ) -> None:
-    """``/forget`` and ``/erase`` (services.erasure) take issue 13's rows with them."""
+    """``/forget`` and ``/erase`` (services.privacy.erasure) take issue 13's rows with them."""
     await app.services.operators.change.link(OPERATOR_ID, IVAN, IVAN_GC)
     await eventually(lambda: gc_fields(standins, IVAN_GC.email)["telegram_id"] == str(IVAN))
     await post_event(app.settings, secret=SECRET, event="paid", user_id="187654321")

@@ -23,9 +23,9 @@ from services.errors import (
     SalebotClientNotFound,
     SalebotUnavailable,
 )
-from services.export_budget import ExportBudget, ImportBudget
-from services.getcourse_import import GetCourseImportClient
-from services.salebot import SalebotClient
+from services.getcourse.budget import ExportBudget, ImportBudget
+from services.getcourse.import_api import GetCourseImportClient
+from services.salebot.client import SalebotClient
 from services.storage.database import Database
 from tests.conftest import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, StandIns, free_port
 

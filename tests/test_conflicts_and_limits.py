@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.linking import ConflictPolicy
-from services.lookup_gate import LookupLimits
+from services.linking.flow import ConflictPolicy
+from services.linking.lookup_gate import LookupLimits
 from services.models import GetCourseUser
 from services.notifications import OperatorEvent
 from services.storage.links import LinkRepository

@@ -20,15 +20,15 @@ from bot.settings import Settings
 from bot.sync_cli import run_sync
 from sandbox.getcourse import GetCourseUserRecord
 from sandbox.server import Fault
-from services.directory_sync import (
+from services.errors import GetCourseBadResponse, GetCourseConfigError, GetCourseUnavailable
+from services.getcourse.directory_sync import (
     DirectorySync,
     SyncKind,
     SyncPolicy,
     SyncResult,
     next_window_first,
 )
-from services.errors import GetCourseBadResponse, GetCourseConfigError, GetCourseUnavailable
-from services.getcourse_tech import GetCourseTechClient
+from services.getcourse.tech_api import GetCourseTechClient
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.directory import DirectoryRepository
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import App
 from handlers.texts import Texts
-from services.erasure import PERSONAL_TABLES, ErasureService, Held
+from services.privacy.erasure import PERSONAL_TABLES, ErasureService, Held
 from services.storage.database import Database
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, Person, StandIns, eventually
 from tests.operator_console import IVAN, MARIA, Console, console_for, plain

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import aiosqlite
 
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
-from services.directory_sync import SyncKind
+from services.getcourse.directory_sync import SyncKind
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 
 SINCE = date(2023, 11, 1)  # the seed's first registration is 2023-11-30

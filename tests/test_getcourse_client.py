@@ -17,8 +17,8 @@ import pytest
 from sandbox.getcourse import EmptyResultStyle, GetCourseStandIn, GetCourseUserRecord
 from sandbox.server import Fault
 from services import errors
-from services.export_budget import ExportBudget
-from services.getcourse import EXPORT_BATCH_ROWS, GetCourseClient, PollSchedule
+from services.getcourse.budget import ExportBudget
+from services.getcourse.exports import EXPORT_BATCH_ROWS, GetCourseClient, PollSchedule
 from services.models import GetCourseUser
 from services.notifications import OperatorEvent, OperatorNotice
 from services.storage.database import Database

@@ -3,7 +3,7 @@ later in the same chat, paced by the export budget, kept across a restart, cance
 
 from __future__ import annotations
 
-from services.lookup_queue import LookupPace
+from services.linking.lookup_queue import LookupPace
 from tests.conftest import OPERATOR_ID, Person, StandIns, polling_bot
 
 IVAN = 100000001

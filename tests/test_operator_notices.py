@@ -21,7 +21,7 @@ from services.notifications import (
     OperatorEvent,
     OperatorNotice,
 )
-from services.outbox import DeliveryCause
+from services.salebot.outbox import DeliveryCause
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import IVAN, OPERATOR_CHAT, plain
 

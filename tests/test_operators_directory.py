@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App
 from sandbox.getcourse import GetCourseUserRecord
-from services.directory_sync import SyncKind
+from services.getcourse.directory_sync import SyncKind
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, free_port, polling_bot
 from tests.operator_console import IVAN, plain
 from tests.running import get, serving

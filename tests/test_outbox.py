@@ -20,8 +20,8 @@ from sandbox.server import Fault
 from services.backoff import RetryPolicy
 from services.models import Link, salebot_variables
 from services.notifications import OperatorEvent, OperatorNotice
-from services.outbox import DeliverySchedule, OutboxWorker
-from services.salebot import SalebotClient
+from services.salebot.client import SalebotClient
+from services.salebot.outbox import DeliverySchedule, OutboxWorker
 from services.storage.database import Database
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository

@@ -19,17 +19,17 @@ from sandbox.mail import MailStandIn
 from sandbox.server import Fault
 from sandbox.telegram import SentMessage
 from sandbox.world import mail_settings
-from services.linking import LinkService, ProofAlerts
-from services.lookup_gate import LookupGate, LookupLimits
-from services.mail import Letter, LetterSender, SmtpConfig
-from services.models import GetCourseUser
-from services.notifications import OperatorEvent
-from services.ownership import (
+from services.linking.code_mail import Letter, LetterSender, SmtpConfig
+from services.linking.flow import LinkService, ProofAlerts
+from services.linking.lookup_gate import LookupGate, LookupLimits
+from services.linking.ownership import (
     LETTERS_PER_EMAIL_PER_HOUR,
     OwnershipProofs,
     ProofMethod,
     ProofStep,
 )
+from services.models import GetCourseUser
+from services.notifications import OperatorEvent
 from services.storage.database import Database
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
 from tests.operator_console import OPERATOR_CHAT, plain

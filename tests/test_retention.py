@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.models import Link
-from services.retention import DAY, RetentionCleanup
+from services.privacy.retention import DAY, RetentionCleanup
 from services.storage.conflicts import ConflictLog
 from services.storage.database import Database
 from services.storage.getcourse_exports import ExportLog

@@ -21,7 +21,7 @@ from services.errors import (
     SalebotRejected,
     SalebotUnavailable,
 )
-from services.salebot import SalebotClient
+from services.salebot.client import SalebotClient
 
 API_KEY = "sb-secret-key-0123456789abcdef"
 BOT = "school_funnel_bot"

@@ -10,7 +10,6 @@ from bot import __version__
 from bot.factories.getcourse import GetCourse
 from bot.factories.shared import Shared
 from bot.settings import Settings
-from services.bridge import LinkFollowUps
 from services.console import (
     ConsoleReports,
     Deployment,
@@ -19,9 +18,10 @@ from services.console import (
     OperatorConsole,
     PersonFinder,
 )
-from services.figures import FigureBook
-from services.link_store import LinkStore
-from services.outbox import OutboxWorker
+from services.console.figures import FigureBook
+from services.linking.bridge import LinkFollowUps
+from services.linking.store import LinkStore
+from services.salebot.outbox import OutboxWorker
 from services.supervision import Supervisor
 
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from bot.factories.shared import Shared
 from bot.settings import Settings
-from services.coalescing import CoalescedExports
-from services.directory import DirectoryMirror
-from services.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
-from services.export_budget import ExportBudget, ImportBudget
-from services.getcourse import GetCourseClient, PollSchedule
-from services.getcourse_import import GetCourseImportClient
-from services.getcourse_tech import GetCourseTechClient
+from services.getcourse.budget import ExportBudget, ImportBudget
+from services.getcourse.coalescing import CoalescedExports
+from services.getcourse.directory import DirectoryMirror
+from services.getcourse.directory_sync import DirectorySync, SyncPolicy, SyncScheduler
+from services.getcourse.exports import GetCourseClient, PollSchedule
+from services.getcourse.import_api import GetCourseImportClient
+from services.getcourse.tech_api import GetCourseTechClient
 from services.storage.directory import DirectoryRepository
 from services.storage.getcourse_quirks import QuirkRepository
 

@@ -11,14 +11,14 @@ from bot.factories.getcourse import GetCourse
 from bot.factories.salebot import retry_policy
 from bot.factories.shared import Shared
 from bot.settings import Settings
-from services.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
-from services.linking import ConflictPolicy, LinkService
-from services.lookup_gate import LookupGate, LookupLimits
-from services.lookup_queue import LookupPace, LookupQueue
-from services.mail import LetterSender, SmtpConfig
-from services.outbox import OutboxWorker
-from services.ownership import OwnershipProofs, ProofMethod
-from services.salebot import SalebotClient
+from services.linking.bridge import BridgeSettings, BridgeWorker, GetCourseEvents, LinkFollowUps
+from services.linking.code_mail import LetterSender, SmtpConfig
+from services.linking.flow import ConflictPolicy, LinkService
+from services.linking.lookup_gate import LookupGate, LookupLimits
+from services.linking.lookup_queue import LookupPace, LookupQueue
+from services.linking.ownership import OwnershipProofs, ProofMethod
+from services.salebot.client import SalebotClient
+from services.salebot.outbox import OutboxWorker
 from services.storage.queued_lookups import QueuedLookupRepository
 
 

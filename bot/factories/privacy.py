@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from bot.factories.shared import Shared
 from bot.settings import Settings
-from services.bridge import LinkFollowUps
-from services.erasure import ErasureService
-from services.outbox import OutboxWorker
-from services.profiles import ProfileBook
+from services.console.profiles import ProfileBook
+from services.linking.bridge import LinkFollowUps
+from services.privacy.erasure import ErasureService
+from services.privacy.retention import RetentionCleanup
 from services.reachability import Reachability
-from services.retention import RetentionCleanup
+from services.salebot.outbox import OutboxWorker
 from services.storage.database import Database
 
 

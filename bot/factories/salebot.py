@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from bot.factories.shared import Shared
 from bot.settings import Settings
 from services.backoff import RetryPolicy
-from services.outbox import DeliveryLane, DeliverySchedule, OutboxWorker
-from services.salebot import SalebotClient
+from services.salebot.client import SalebotClient
+from services.salebot.outbox import DeliveryLane, DeliverySchedule, OutboxWorker
 
 
 def salebot_client(shared: Shared) -> SalebotClient:

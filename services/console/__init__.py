@@ -1,8 +1,10 @@
 """The operator console, split by job: ``find`` (a person and their link health card),
 ``change`` (link, unlink, resync, retries, syncs started; each audited), ``report`` (the queue,
 ``/stats``, the audit trail, ``/health``) and ``export`` (the CSV of every link). Each job takes
-only what it needs; ``OperatorConsole`` bundles the four for the composition root. Nothing here
-knows Telegram: the handlers render the records these jobs return."""
+only what it needs; ``OperatorConsole`` bundles the four for the composition root. Beside them,
+what the console reads: the figures ``/stats``, ``/health`` and ``/metrics`` share (``figures``),
+the charts (``charts``), and who writes to the bot, so operators can find a person by username
+(``profiles``). Nothing here knows Telegram: the handlers render the records these jobs return."""
 
 from __future__ import annotations
 

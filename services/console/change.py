@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.directory import UserDirectory
 from services.email import mask_email, normalize_email
-from services.link_store import LinkStore, SalebotAfterRemoval
-from services.linking import Linked, NotFound
+from services.getcourse.directory import UserDirectory
+from services.linking.flow import Linked, NotFound
+from services.linking.store import LinkStore, SalebotAfterRemoval
 from services.models import GetCourseUser, Link, salebot_variables
 from services.storage.audit import AuditAction, AuditRepository
 from services.storage.bridge import CallbackRepository, FieldWriteRepository

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from services.charts import DayCount, links_per_day_png
-from services.directory_sync import DirectorySync, SyncKind
-from services.export_budget import ExportBudget
-from services.figures import FigureBook
+from services.console.charts import DayCount, links_per_day_png
+from services.console.figures import FigureBook
+from services.getcourse.budget import ExportBudget
+from services.getcourse.directory_sync import DirectorySync, SyncKind
 from services.health import GETCOURSE, SALEBOT, CallTracker, ServiceStatus
 from services.storage.audit import AuditEntry, AuditRepository
 from services.storage.bridge import CallbackRepository, EventRepository, FieldWriteRepository

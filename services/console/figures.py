@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.directory_sync import SyncKind
-from services.export_budget import ExportBudget
+from services.getcourse.budget import ExportBudget
+from services.getcourse.directory_sync import SyncKind
 from services.storage.bridge import EventRepository
 from services.storage.database import Database
 from services.storage.deliveries import DeliveryRepository

@@ -12,7 +12,7 @@ from enum import Enum
 
 import aiosqlite
 
-from services.bridge import LinkFollowUps
+from services.linking.bridge import LinkFollowUps
 from services.models import GetCourseUser, Link, cleared_salebot_variables, salebot_variables
 from services.storage.deliveries import DeliveryRepository
 from services.storage.link_events import LinkEventKind, LinkEventRepository

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.errors import TooManyAttempts
-from services.export_budget import seconds_until_room
+from services.getcourse.budget import seconds_until_room
 from services.storage.database import Database
 from services.storage.lookups import LookupLog
 

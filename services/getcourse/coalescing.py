@@ -1,5 +1,6 @@
 """Directory misses answered by live exports, coalesced: everyone waiting at the same moment is
-answered by one export, never one export each (``services.lookup_queue`` decides the moment).
+answered by one export, never one export each (``services.linking.lookup_queue`` decides the
+moment).
 
 What an export can prove depends on what the directory already covers
 (``DirectorySync.covered_until``: every registration before that moment is in it):
@@ -22,10 +23,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from services.directory import MISS, Miss
-from services.directory_sync import DirectorySync, UsersArrived
 from services.errors import GetCourseError, GetCourseFilterRefused, GetCourseNotCoveredYet
-from services.getcourse import GetCourseClient
+from services.getcourse.directory import MISS, Miss
+from services.getcourse.directory_sync import DirectorySync, UsersArrived
+from services.getcourse.exports import GetCourseClient
 from services.models import GetCourseUser
 from services.storage.directory import DirectoryRepository
 

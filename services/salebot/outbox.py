@@ -24,7 +24,7 @@ from services.errors import (
 from services.models import OutboxItem
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.redaction import error_text
-from services.salebot import SalebotClient
+from services.salebot.client import SalebotClient
 from services.storage.database import Database
 from services.storage.links import LinkRepository
 from services.storage.outbox import OutboxRepository

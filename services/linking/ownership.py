@@ -27,7 +27,7 @@ from enum import StrEnum
 import aiosqlite
 
 from services.email import mask_email
-from services.mail import Letter, LetterSender
+from services.linking.code_mail import Letter, LetterSender
 from services.models import GetCourseUser
 from services.storage.database import Database
 from services.storage.directory import normalize_phone

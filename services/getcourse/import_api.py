@@ -26,9 +26,9 @@ from services.errors import (
     GetCourseUnavailable,
     GetCourseUserMismatch,
 )
-from services.export_budget import ImportBudget
-from services.getcourse import _check_status as check_http_status
-from services.getcourse import _describe_body as describe_body
+from services.getcourse.budget import ImportBudget
+from services.getcourse.exports import _check_status as check_http_status
+from services.getcourse.exports import _describe_body as describe_body
 from services.health import GETCOURSE, CallTracker
 
 log = logging.getLogger(__name__)

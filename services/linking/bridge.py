@@ -38,10 +38,10 @@ from services.errors import (
     SalebotRejected,
     ServiceError,
 )
-from services.getcourse_import import GetCourseImportClient
+from services.getcourse.import_api import GetCourseImportClient
 from services.models import Link
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
-from services.salebot import SalebotClient
+from services.salebot.client import SalebotClient
 from services.storage.bridge import (
     CallbackRepository,
     EventRepository,
@@ -132,8 +132,8 @@ class LinkFollowUps:
             await _queue_event(tx, row, telegram_id, settings, now)
 
     async def forget(self, tx: aiosqlite.Connection, telegram_id: int, link: Link | None) -> int:
-        """For erasing a person (``/forget``, ``/erase``; ``services.erasure`` calls it in its
-        transaction, before the link row goes): their GetCourse fields are blanked, and the rest
+        """For erasing a person (``/forget``, ``/erase``; ``services.privacy.erasure`` calls it in
+        its transaction, before the link row goes): their GetCourse fields are blanked, and the rest
         of their rows here deleted; returns how many. The blanking write is kept until it is
         delivered, with no Telegram ID (0), and goes once delivered."""
         now = self._clock()

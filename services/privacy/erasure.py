@@ -19,8 +19,8 @@ from enum import StrEnum
 
 import aiosqlite
 
-from services.bridge import LinkFollowUps
 from services.email import mask_email
+from services.linking.bridge import LinkFollowUps
 from services.storage.audit import AuditAction, AuditRepository
 from services.storage.database import Database, fetch_all, fetch_one
 from services.storage.links import LinkRepository

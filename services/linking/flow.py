@@ -9,12 +9,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from services.bridge import LinkFollowUps
-from services.directory import MISS, DirectAnswer
 from services.email import mask_email, normalize_email
 from services.errors import GetCourseError
-from services.link_store import LinkStore, SalebotAfterRemoval
-from services.lookup_gate import LookupGate, LookupLimits
+from services.getcourse.directory import MISS, DirectAnswer
+from services.linking.bridge import LinkFollowUps
+from services.linking.lookup_gate import LookupGate, LookupLimits
+from services.linking.ownership import (
+    FAILED_STEPS,
+    OwnershipProofs,
+    ProofAnswer,
+    ProofMethod,
+    ProofStep,
+    proven_user,
+)
+from services.linking.store import LinkStore, SalebotAfterRemoval
 from services.models import GetCourseUser, Link
 from services.notifications import (
     BurstWatch,
@@ -22,14 +30,6 @@ from services.notifications import (
     NullNotifier,
     OperatorEvent,
     OperatorNotice,
-)
-from services.ownership import (
-    FAILED_STEPS,
-    OwnershipProofs,
-    ProofAnswer,
-    ProofMethod,
-    ProofStep,
-    proven_user,
 )
 from services.storage.audit import AuditAction, AuditRepository
 from services.storage.conflicts import ConflictLog

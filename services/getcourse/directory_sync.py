@@ -39,8 +39,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from services.errors import GetCourseApiError, GetCourseError, GetCourseFilterRefused
-from services.export_budget import ExportBudget
-from services.getcourse import GetCourseClient
+from services.getcourse.budget import ExportBudget
+from services.getcourse.exports import GetCourseClient
 from services.models import BLOCKED_STATUSES, GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.storage.database import Database

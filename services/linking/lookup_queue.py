@@ -25,8 +25,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from services.coalescing import CoalescedExports, ExportAnswer
-from services.directory import MISS, DirectoryMirror
 from services.email import mask_email
 from services.errors import (
     GetCourseBudgetExhausted,
@@ -35,9 +33,11 @@ from services.errors import (
     GetCourseError,
     GetCourseRateLimited,
 )
-from services.export_budget import WINDOW_SECONDS, ExportBudget
-from services.getcourse import GetCourseClient
-from services.linking import LinkService, LookupResult
+from services.getcourse.budget import WINDOW_SECONDS, ExportBudget
+from services.getcourse.coalescing import CoalescedExports, ExportAnswer
+from services.getcourse.directory import MISS, DirectoryMirror
+from services.getcourse.exports import GetCourseClient
+from services.linking.flow import LinkService, LookupResult
 from services.models import GetCourseUser
 from services.storage.queued_lookups import QueuedLookup, QueuedLookupRepository
 

@@ -34,7 +34,7 @@ from services.errors import (
     GetCourseRateLimited,
     GetCourseUnavailable,
 )
-from services.export_budget import WINDOW_SECONDS, ExportBudget
+from services.getcourse.budget import WINDOW_SECONDS, ExportBudget
 from services.health import GETCOURSE, CallTracker
 from services.models import GetCourseUser
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
