@@ -100,6 +100,42 @@ async def test_before_any_sync_the_first_windows_answer_everyone_waiting(
     ]
 
 
+async def test_people_queued_while_a_window_builds_share_the_next_export(
+    standins: StandIns,
+) -> None:
+    getcourse = standins.getcourse
+    add_recent_user(getcourse)
+    getcourse.not_ready_polls = 10**6
+    settings = standins.settings(
+        **first_day_settings(),
+        getcourse_full_sync_hours=24,  # due at start: the first sync begins with the bot
+        getcourse_poll_max_interval=0.2,
+        getcourse_lookup_timeout=60,
+        getcourse_queued_notice_seconds=0.1,
+    )
+    ivan, recent = Person(standins.telegram, IVAN), Person(standins.telegram, RECENT)
+    nobody = Person(standins.telegram, NOBODY)
+    async with polling_bot(standins, settings):
+        await eventually(lambda: getcourse.exports_started() == 1)  # the newest window
+        ivan.says("ivan.petrov@example.com")  # alone: the queue takes him up at once
+        await ivan.reply("Сейчас")
+        recent.says("recent@example.com")
+        nobody.says("nobody@example.com")
+        await nobody.reply("Сейчас")
+        getcourse.complete_exports()
+        await recent.reply("Готово")
+        await eventually(lambda: getcourse.exports_started() == 2)
+        getcourse.complete_exports()
+        await ivan.reply("Готово")
+        await nobody.reply("Не нашёл")
+    # Ivan's turn waited for the window in flight, and took the two who queued meanwhile along:
+    # one export for the three of them, no email export for Ivan alone (the sync then goes on
+    # with its status steps).
+    starts = export_starts(standins)
+    assert starts[:2] == [window(TODAY - timedelta(days=29), TODAY), window(SINCE, TODAY)]
+    assert not any("email" in params for params in starts)
+
+
 async def test_lookups_go_before_the_next_window_of_a_sync(standins: StandIns) -> None:
     getcourse = standins.getcourse
     getcourse.not_ready_polls = 10**6

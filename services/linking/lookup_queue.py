@@ -215,6 +215,9 @@ class LookupQueue:
         return start_at
 
     async def _answer_waiting(self, deliver: Deliver) -> None:
+        # Wait out an export in flight (a sync window may answer them) before taking the list:
+        # whoever queues meanwhile joins this pass's export instead of paying for the next one.
+        await self._getcourse.export_slot_free()
         waiting = await self._repository.waiting()
         answers: dict[str, ExportAnswer] = {}
         unknown: dict[str, float] = {}
