@@ -183,6 +183,7 @@ def create_dispatcher(
     )
     middlewares.install(
         dispatcher,
+        language=settings.bot_language,
         operator_ids=settings.operator_ids,
         outbox=services.outbox,
         reachability=services.reachability,

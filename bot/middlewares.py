@@ -17,9 +17,9 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import Chat, Message, TelegramObject, Update, User
 from aiogram.types.update import UpdateTypeLookupError
 
+import handlers
 from bot.log_setup import log_context
 from bot.metrics import Metrics
-from handlers.texts import Texts
 from services.console.profiles import ProfileBook
 from services.reachability import Reachability
 from services.salebot.outbox import OutboxWorker
@@ -33,6 +33,7 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 def install(
     dispatcher: Dispatcher,
     *,
+    language: str,
     operator_ids: frozenset[int],
     outbox: OutboxWorker,
     reachability: Reachability,
@@ -43,7 +44,9 @@ def install(
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
     dispatcher.update.outer_middleware(ProfileMiddleware())
     for observer in (dispatcher.message, dispatcher.callback_query):
-        observer.outer_middleware(FloodGuard(exempt=operator_ids))
+        observer.outer_middleware(
+            FloodGuard(handlers.said(language, "slow_down"), exempt=operator_ids)
+        )
         observer.outer_middleware(PersonIsBack(outbox, reachability))
 
 
@@ -96,11 +99,13 @@ class FloodGuard(BaseMiddleware):
 
     def __init__(
         self,
+        warning: str,
         exempt: frozenset[int] = frozenset(),
         limit: int = 10,
         per: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._warning = warning  # said once to a sender as their updates start being dropped
         self._exempt = exempt
         self._limit = limit
         self._per = per
@@ -122,9 +127,8 @@ class FloodGuard(BaseMiddleware):
         if not window.warned:
             window.warned = True
             log.warning("telegram %s floods the bot; dropping updates for a while", user.id)
-            texts = data.get("texts")
-            if isinstance(event, Message) and isinstance(texts, Texts):
-                await event.answer(texts.render("slow_down"))
+            if isinstance(event, Message):
+                await event.answer(self._warning)
         return None
 
     def _forget_old(self, now: float) -> None:

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+import handlers
 from bot.app import App
 from bot.log_setup import configure_logging
 from bot.polling import PollingRunner
 from bot.public_http import EVENTS_PATH
-from handlers.texts import Texts
 from sandbox.demo import FUNNEL_BOT, OPERATOR_ID
 from sandbox.getcourse import GetCourseStandIn
 from sandbox.mail import ReceivedLetter
@@ -350,7 +350,7 @@ async def run_sandbox(language: str = "ru") -> int:
 
 
 def terminal_chat(app: App, world: StandInWorld) -> TerminalChat:
-    checking = Texts.load(app.settings.bot_language).render("checking", email="\0")
+    checking = handlers.said(app.settings.bot_language, "checking", email="\0")
     outbox = OutboxRepository(app.services.database)
 
     async def write_waiting(telegram_id: int) -> bool:

@@ -2,7 +2,8 @@
 
 The bot uses this package through this module alone: ``install`` puts the routers, and the texts
 they speak with, into a dispatcher; the other functions are what the bot says unasked (a queued
-lookup's answer, operator notices, the command menus, the code letter), in the same words."""
+lookup's answer, operator notices, the command menus, the code letter, any one text), in the same
+words."""
 
 from __future__ import annotations
 
@@ -73,6 +74,12 @@ def operator_notices(bot: Bot, dispatcher: Dispatcher, chat_id: int) -> DeliverN
 
 def code_letter(language: str, school_name: str | None) -> LetterRenderer:
     return letter_renderer(Texts.load(language), school_name)
+
+
+def said(language: str, key: str, **values: object) -> str:
+    """One text as the bot says it in ``language``, for what speaks outside the routers (the
+    flood guard's warning) or listens for what the bot says (the sandbox)."""
+    return Texts.load(language).render(key, **values)
 
 
 def _texts(dispatcher: Dispatcher) -> Texts:

@@ -1,5 +1,5 @@
-"""Shared fixtures: the stand-in world (``sandbox/world.py``) with the suite's fast timings, and
-a bot polling the Telegram stand-in exactly as it would poll Telegram."""
+"""Shared fixtures: the stand-in world (``sandbox/world.py``) with the suite's fast timings, a bot
+polling the Telegram stand-in exactly as it would poll Telegram, and a bare migrated database."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from bot.settings import Settings
 from sandbox.demo import FUNNEL_BOT, GETCOURSE_KEY, OPERATOR_ID, SALEBOT_KEY, TOKEN, WEBHOOK_SECRET
 from sandbox.telegram import SentMessage, TelegramStandIn
 from sandbox.world import StandInWorld, free_port, stand_in_world
+from services.storage.database import Database
 
 if TYPE_CHECKING:
     from tests.routing import Routed
@@ -64,6 +65,14 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database of its own, for tests of a service without the running app."""
+    opened = await Database.open(tmp_path / "bot.sqlite3")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ stand-ins over HTTP; the outbox worker does not run by itself (``deliver()`` run
 from __future__ import annotations
 
 import asyncio
-import functools
 import html
 import itertools
 import re
@@ -16,8 +15,8 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
+import handlers
 from bot.app import Services, create_bot, create_dispatcher, create_services
-from handlers.lookup_answers import deliver_answer
 from handlers.texts import Texts
 from sandbox.telegram import SentMessage
 from tests.conftest import FUNNEL_BOT, OPERATOR_ID, StandIns
@@ -145,8 +144,8 @@ async def console_for(standins: StandIns, **settings: Any) -> AsyncGenerator[Con
     dispatcher = create_dispatcher(config, services)
     texts = Texts.load(config.bot_language)
     # Lookups the directory misses are answered by the queue's worker, as in the running bot.
-    answers = functools.partial(
-        deliver_answer, bot, dispatcher.storage, texts, services.reachability
+    answers = handlers.lookup_answers(
+        bot, dispatcher, services.reachability, services.links.proof_methods
     )
     lookups = asyncio.create_task(services.lookups.run(answers))
     try:

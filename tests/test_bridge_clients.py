@@ -5,7 +5,6 @@ import API writing additional fields (and every way its answer can go wrong), an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,13 +31,6 @@ from tests.conftest import FUNNEL_BOT, GETCOURSE_KEY, SALEBOT_KEY, StandIns, fre
 IVAN_EMAIL = "ivan.petrov@example.com"
 IVAN_GC = "187654321"
 IVAN_CLIENT = 836058541
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
-    yield database
-    await database.close()
 
 
 @pytest.fixture

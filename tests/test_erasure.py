@@ -8,7 +8,6 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -68,31 +67,27 @@ async def console(standins: StandIns) -> AsyncIterator[Console]:
 # -- the declared list covers the schema ---------------------------------------------------------
 
 
-async def test_every_table_naming_a_person_is_declared_for_erasure(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "bot.sqlite3")
-    try:
-        schema = await tables(database)
-        declared = {table.name: table for table in PERSONAL_TABLES}
-        for name, columns in schema.items():
-            personal = [column for column in columns if PERSON_COLUMN.search(column)]
-            if not personal:
-                continue
-            assert name in declared, f"table {name} holds {personal}: add it to PERSONAL_TABLES"
-            table = declared[name]
-            if table.where is not None:
-                continue  # a condition of its own
-            for column in personal:
-                if "email" in column and not table.by_telegram_id:
-                    assert column in table.by_email, f"{name}.{column} is not erased by email"
-                elif "email" not in column:
-                    assert column in table.by_telegram_id, f"{name}.{column} is not erased"
-        for table in PERSONAL_TABLES:
-            assert table.name in schema, f"PERSONAL_TABLES names no table {table.name}"
-        # Every declared condition is valid SQL on the real schema.
-        erased = await ErasureService(database, on_enqueued=lambda: None).erase(IVAN)
-        assert erased.nothing
-    finally:
-        await database.close()
+async def test_every_table_naming_a_person_is_declared_for_erasure(database: Database) -> None:
+    schema = await tables(database)
+    declared = {table.name: table for table in PERSONAL_TABLES}
+    for name, columns in schema.items():
+        personal = [column for column in columns if PERSON_COLUMN.search(column)]
+        if not personal:
+            continue
+        assert name in declared, f"table {name} holds {personal}: add it to PERSONAL_TABLES"
+        table = declared[name]
+        if table.where is not None:
+            continue  # a condition of its own
+        for column in personal:
+            if "email" in column and not table.by_telegram_id:
+                assert column in table.by_email, f"{name}.{column} is not erased by email"
+            elif "email" not in column:
+                assert column in table.by_telegram_id, f"{name}.{column} is not erased"
+    for table in PERSONAL_TABLES:
+        assert table.name in schema, f"PERSONAL_TABLES names no table {table.name}"
+    # Every declared condition is valid SQL on the real schema.
+    erased = await ErasureService(database, on_enqueued=lambda: None).erase(IVAN)
+    assert erased.nothing
 
 
 def test_every_kind_of_data_has_its_line_in_both_languages() -> None:

@@ -80,13 +80,6 @@ async def standin() -> AsyncIterator[GetCourseStandIn]:
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "bot.sqlite3")
-    yield db
-    await db.close()
-
-
-@pytest.fixture
 def budget(database: Database) -> ExportBudget:
     return ExportBudget(database, 100)
 

@@ -64,18 +64,6 @@ def quick(policy: RetryPolicy) -> DeliverySchedule:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "bot.sqlite3"
-
-
-@pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
@@ -90,12 +78,12 @@ def make_worker(salebot: SalebotClient, clock: FakeClock) -> Callable[[Database]
 
 
 @pytest.fixture
-def worker(db: Database, make_worker: Callable[[Database], OutboxWorker]) -> OutboxWorker:
-    return make_worker(db)
+def worker(database: Database, make_worker: Callable[[Database], OutboxWorker]) -> OutboxWorker:
+    return make_worker(database)
 
 
 async def link_and_enqueue(
-    db: Database,
+    database: Database,
     now: float,
     *,
     telegram_id: int = TELEGRAM_ID,
@@ -113,19 +101,19 @@ async def link_and_enqueue(
         linked_at=stamp,
         updated_at=stamp,
     )
-    async with db.transaction() as tx:
+    async with database.transaction() as tx:
         await LinkRepository.upsert(tx, link)
         await OutboxRepository.enqueue(tx, telegram_id, salebot_variables(link), now)
     return link
 
 
-async def outbox_rows(db: Database) -> list[dict[str, Any]]:
-    async with db.connection.execute("SELECT * FROM outbox ORDER BY id") as cursor:
+async def outbox_rows(database: Database) -> list[dict[str, Any]]:
+    async with database.connection.execute("SELECT * FROM outbox ORDER BY id") as cursor:
         return [dict(row) for row in await cursor.fetchall()]
 
 
-async def only_row(db: Database) -> dict[str, Any]:
-    [row] = await outbox_rows(db)
+async def only_row(database: Database) -> dict[str, Any]:
+    [row] = await outbox_rows(database)
     return row
 
 
@@ -139,10 +127,10 @@ def expected_variables(
 
 
 async def test_delivers_the_variables_and_records_the_client_id(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
-    await link_and_enqueue(db, START)
+    await link_and_enqueue(database, START)
 
     assert await worker.deliver_due() == 1
 
@@ -156,9 +144,9 @@ async def test_delivers_the_variables_and_records_the_client_id(
             "client.telegram_id": "7000000001",
         },
     }
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["attempts"], row["last_error"]) == ("delivered", 1, None)
-    link = await LinkRepository(db).get(TELEGRAM_ID)
+    link = await LinkRepository(database).get(TELEGRAM_ID)
     assert link is not None
     assert link.salebot_client_id == client.id
     assert await worker.deliver_due() == 0  # nothing is delivered twice
@@ -197,7 +185,7 @@ FAILURES: dict[str, tuple[bool, Setup, Setup]] = {
 @pytest.mark.parametrize("failure", list(FAILURES))
 async def test_failed_write_stays_pending_and_is_retried_when_due(
     standin: SalebotStandIn,
-    db: Database,
+    database: Database,
     worker: OutboxWorker,
     clock: FakeClock,
     failure: str,
@@ -206,12 +194,12 @@ async def test_failed_write_stays_pending_and_is_retried_when_due(
     if client_exists:
         _add_client(standin)
     break_it(standin)
-    await link_and_enqueue(db, START)
+    await link_and_enqueue(database, START)
     clock.now = START + 5  # the worker reaches it a little later
 
     assert await worker.deliver_due() == 0
 
-    row = await only_row(db)
+    row = await only_row(database)
     assert row["state"] == "pending"
     assert row["attempts"] == 1
     assert row["last_error"]
@@ -223,7 +211,7 @@ async def test_failed_write_stays_pending_and_is_retried_when_due(
     clock.now = START + 5 + FIRST_DELAY - 0.001
     assert await worker.deliver_due() == 0
     assert len(standin.requests) == seen  # not tried before it is due
-    assert (await only_row(db))["attempts"] == 1
+    assert (await only_row(database))["attempts"] == 1
 
     clock.now = START + 5 + FIRST_DELAY
     assert await worker.deliver_due() == 1
@@ -231,23 +219,23 @@ async def test_failed_write_stays_pending_and_is_retried_when_due(
     client = standin.client_by_platform_id(TELEGRAM_ID)
     assert client is not None
     assert standin.client_variables(client.id) == expected_variables()
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["attempts"], row["last_error"]) == ("delivered", 2, None)
 
 
 @pytest.mark.parametrize("shape", ["empty_list", "http_404", "status_object"])
 async def test_no_client_in_any_shape_waits_for_the_client_and_then_lands(
     standin: SalebotStandIn,
-    db: Database,
+    database: Database,
     worker: OutboxWorker,
     clock: FakeClock,
     shape: NoClientAnswer,
 ) -> None:
     standin.no_client_answer = shape
-    await link_and_enqueue(db, START)
+    await link_and_enqueue(database, START)
 
     assert await worker.deliver_due() == 0
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["cause"]) == ("pending", "client_not_found")  # not given up
 
     client = standin.add_client(TELEGRAM_ID)  # the person starts the funnel bot
@@ -258,29 +246,29 @@ async def test_no_client_in_any_shape_waits_for_the_client_and_then_lands(
 
 @pytest.mark.parametrize("shape", ["empty", "text"])
 async def test_save_answered_with_an_empty_or_non_json_body_is_delivered_once(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker, shape: SavedAnswer
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker, shape: SavedAnswer
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
     standin.saved_answer = shape
-    await link_and_enqueue(db, START)
+    await link_and_enqueue(database, START)
 
     assert await worker.deliver_due() == 1
 
     assert standin.client_variables(client.id) == expected_variables()
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["attempts"]) == ("delivered", 1)
     assert len(standin.requests_of("save_variables")) == 1
 
 
 async def test_retry_delays_double_up_to_the_cap(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker, clock: FakeClock
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker, clock: FakeClock
 ) -> None:
-    await link_and_enqueue(db, START)  # no Salebot client: every attempt fails
+    await link_and_enqueue(database, START)  # no Salebot client: every attempt fails
 
     delays = []
     for _ in range(6):
         assert await worker.deliver_due() == 0
-        row = await only_row(db)
+        row = await only_row(database)
         delays.append(row["next_attempt_at"] - clock.now)
         # Just before it is due nothing happens; then it is due.
         seen = len(standin.requests)
@@ -290,39 +278,40 @@ async def test_retry_delays_double_up_to_the_cap(
         clock.now = row["next_attempt_at"]
 
     assert delays == [10.0, 20.0, 40.0, 60.0, 60.0, 60.0]
-    assert (await only_row(db))["attempts"] == 6
+    assert (await only_row(database))["attempts"] == 6
 
     _add_client(standin)
     assert await worker.deliver_due() == 1
 
 
 async def test_a_write_failing_for_weeks_keeps_being_retried_at_the_cap(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker, clock: FakeClock
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker, clock: FakeClock
 ) -> None:
-    await link_and_enqueue(db, START)
+    await link_and_enqueue(database, START)
     # About 45 days of hourly retries for a person who never started the Salebot bot.
-    await db.connection.execute("UPDATE outbox SET attempts = 1100")
+    await database.connection.execute("UPDATE outbox SET attempts = 1100")
 
     assert await worker.deliver_due() == 0  # must not raise: that would kill run() for all
 
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["attempts"]) == ("pending", 1101)
     assert row["next_attempt_at"] == START + MAX_DELAY
 
 
 async def test_item_survives_a_restart(
     standin: SalebotStandIn,
-    db_path: Path,
+    tmp_path: Path,
     make_worker: Callable[[Database], OutboxWorker],
     clock: FakeClock,
 ) -> None:
-    database = await Database.open(db_path)
+    path = tmp_path / "bot.sqlite3"
+    database = await Database.open(path)
     await link_and_enqueue(database, START)
     await make_worker(database).deliver_due()  # no client yet: fails once
     await database.close()
 
     client = standin.add_client(TELEGRAM_ID)
-    database = await Database.open(db_path)
+    database = await Database.open(path)
     try:
         row = await only_row(database)
         assert (row["state"], row["attempts"]) == ("pending", 1)
@@ -340,11 +329,11 @@ async def test_item_survives_a_restart(
 
 
 async def test_a_newer_write_supersedes_the_pending_one(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker, clock: FakeClock
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker, clock: FakeClock
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
-    await link_and_enqueue(db, START, email="old@example.com", gc_user_id="111")
-    await link_and_enqueue(db, START + 1, email="new@example.com", gc_user_id="222")
+    await link_and_enqueue(database, START, email="old@example.com", gc_user_id="111")
+    await link_and_enqueue(database, START + 1, email="new@example.com", gc_user_id="222")
     clock.now = START + 1
 
     assert await worker.deliver_due() == 1
@@ -352,16 +341,16 @@ async def test_a_newer_write_supersedes_the_pending_one(
     assert standin.client_variables(client.id) == expected_variables("new@example.com", "222")
     [save] = standin.requests_of("save_variables")
     assert save.body["variables"]["client.email"] == "new@example.com"
-    assert [row["state"] for row in await outbox_rows(db)] == ["superseded", "delivered"]
+    assert [row["state"] for row in await outbox_rows(database)] == ["superseded", "delivered"]
 
 
 async def test_a_newer_write_supersedes_one_that_is_waiting_for_a_retry(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker, clock: FakeClock
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker, clock: FakeClock
 ) -> None:
-    await link_and_enqueue(db, START, email="old@example.com")
+    await link_and_enqueue(database, START, email="old@example.com")
     assert await worker.deliver_due() == 0  # no client yet
     client = standin.add_client(TELEGRAM_ID)
-    await link_and_enqueue(db, START + 1, email="new@example.com")
+    await link_and_enqueue(database, START + 1, email="new@example.com")
     clock.now = START + 1  # the new write is due now, the old retry is not
 
     assert await worker.deliver_due() == 1
@@ -370,39 +359,39 @@ async def test_a_newer_write_supersedes_one_that_is_waiting_for_a_retry(
     assert await worker.deliver_due() == 0
     assert standin.client_variables(client.id)["email"] == "new@example.com"
     assert len(standin.requests_of("save_variables")) == 1
-    assert [row["state"] for row in await outbox_rows(db)] == ["superseded", "delivered"]
+    assert [row["state"] for row in await outbox_rows(database)] == ["superseded", "delivered"]
 
 
 async def test_delivering_the_same_variables_twice_gives_the_same_result(
-    standin: SalebotStandIn, db: Database, worker: OutboxWorker, clock: FakeClock
+    standin: SalebotStandIn, database: Database, worker: OutboxWorker, clock: FakeClock
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
-    await link_and_enqueue(db, START)
+    await link_and_enqueue(database, START)
     assert await worker.deliver_due() == 1
     after_first = standin.client_variables(client.id)
 
-    await link_and_enqueue(db, START + 1)  # the person sends the same email again
+    await link_and_enqueue(database, START + 1)  # the person sends the same email again
     clock.now = START + 1
     assert await worker.deliver_due() == 1
 
     assert standin.client_variables(client.id) == after_first == expected_variables()
     assert len(standin.requests_of("save_variables")) == 2
-    assert [row["state"] for row in await outbox_rows(db)] == ["delivered", "delivered"]
+    assert [row["state"] for row in await outbox_rows(database)] == ["delivered", "delivered"]
 
 
 # -- the run() loop (real clock, short real waits bounded by a deadline) ----------------------
 
 
 async def test_run_delivers_when_woken_and_stops(
-    standin: SalebotStandIn, db: Database, salebot: SalebotClient
+    standin: SalebotStandIn, database: Database, salebot: SalebotClient
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
     # idle_check is long: only wake() can make it deliver within the deadline.
-    worker = OutboxWorker(db, salebot, quick(RetryPolicy(jitter=0)), idle_check=60.0)
+    worker = OutboxWorker(database, salebot, quick(RetryPolicy(jitter=0)), idle_check=60.0)
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.sleep(0.05)  # let it go idle first
-        await link_and_enqueue(db, time.time())
+        await link_and_enqueue(database, time.time())
         worker.wake()
 
         await eventually(lambda: "telegram_id" in standin.client_variables(client.id))
@@ -413,25 +402,28 @@ async def test_run_delivers_when_woken_and_stops(
         await asyncio.wait_for(task, 2.0)
     assert task.done()
     assert task.exception() is None
-    assert (await only_row(db))["state"] == "delivered"
+    assert (await only_row(database))["state"] == "delivered"
 
 
 async def test_run_retries_on_its_own_when_the_retry_is_due(
-    standin: SalebotStandIn, db: Database, salebot: SalebotClient
+    standin: SalebotStandIn, database: Database, salebot: SalebotClient
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
     standin.fail_next(FIND, status=500)
     worker = OutboxWorker(
-        db, salebot, quick(RetryPolicy(first_delay=0.05, max_delay=0.05, jitter=0)), idle_check=60.0
+        database,
+        salebot,
+        quick(RetryPolicy(first_delay=0.05, max_delay=0.05, jitter=0)),
+        idle_check=60.0,
     )
-    await link_and_enqueue(db, time.time())
+    await link_and_enqueue(database, time.time())
     task = asyncio.create_task(worker.run())
     try:
         await eventually(lambda: "telegram_id" in standin.client_variables(client.id))
     finally:
         worker.stop()
         await asyncio.wait_for(task, 2.0)
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["attempts"]) == ("delivered", 2)
 
 
@@ -448,14 +440,14 @@ class FlakySalebot(SalebotClient):
 
 
 async def test_run_survives_an_unexpected_error_under_the_supervisor(
-    standin: SalebotStandIn, db: Database
+    standin: SalebotStandIn, database: Database
 ) -> None:
     client = standin.add_client(TELEGRAM_ID)
     http = httpx.AsyncClient(base_url=standin.base_url, timeout=TIMEOUT)
     flaky = FlakySalebot(http, API_KEY, BOT)
-    worker = OutboxWorker(db, flaky, quick(RetryPolicy(jitter=0)), idle_check=60.0)
+    worker = OutboxWorker(database, flaky, quick(RetryPolicy(jitter=0)), idle_check=60.0)
     supervisor = Supervisor(RetryPolicy(first_delay=0.01, max_delay=0.05, jitter=0))
-    await link_and_enqueue(db, time.time())
+    await link_and_enqueue(database, time.time())
     task = supervisor.start("outbox", worker.run)
     try:
         # Started again after the failure, the worker delivers the write it failed on.
@@ -521,14 +513,14 @@ class RecordingNotifier:
 
 
 def patient_worker(
-    db: Database, salebot: SalebotClient, clock: FakeClock, notifier: RecordingNotifier
+    database: Database, salebot: SalebotClient, clock: FakeClock, notifier: RecordingNotifier
 ) -> OutboxWorker:
     schedule = DeliverySchedule(
         retry=RetryPolicy(first_delay=FIRST_DELAY, max_delay=MAX_DELAY, jitter=0),
         missing_client=RetryPolicy(first_delay=FIRST_DELAY, max_delay=1000.0, jitter=0),
         missing_client_for=5000.0,
     )
-    return OutboxWorker(db, salebot, schedule, clock=clock, notifier=notifier)
+    return OutboxWorker(database, salebot, schedule, clock=clock, notifier=notifier)
 
 
 @pytest.mark.parametrize(
@@ -546,7 +538,7 @@ def patient_worker(
 )
 async def test_rejection_stops_retries_and_reaches_operators(
     standin: SalebotStandIn,
-    db: Database,
+    database: Database,
     salebot: SalebotClient,
     clock: FakeClock,
     break_it: Setup,
@@ -554,12 +546,12 @@ async def test_rejection_stops_retries_and_reaches_operators(
 ) -> None:
     standin.add_client(TELEGRAM_ID)
     notifier = RecordingNotifier()
-    worker = patient_worker(db, salebot, clock, notifier)
+    worker = patient_worker(database, salebot, clock, notifier)
     break_it(standin)
-    await link_and_enqueue(db, clock.now)
+    await link_and_enqueue(database, clock.now)
 
     assert await worker.deliver_due() == 0
-    row = await only_row(db)
+    row = await only_row(database)
     assert (row["state"], row["cause"]) == ("failed", "rejected")
     assert [notice.event for notice in notifier.notices] == [event]
     assert notifier.notices[0].details["telegram_id"] == str(TELEGRAM_ID)
@@ -571,17 +563,17 @@ async def test_rejection_stops_retries_and_reaches_operators(
 
 
 async def test_missing_client_retries_on_its_slower_schedule_then_gives_up(
-    standin: SalebotStandIn, db: Database, salebot: SalebotClient, clock: FakeClock
+    standin: SalebotStandIn, database: Database, salebot: SalebotClient, clock: FakeClock
 ) -> None:
     notifier = RecordingNotifier()
-    worker = patient_worker(db, salebot, clock, notifier)
-    await link_and_enqueue(db, clock.now)
+    worker = patient_worker(database, salebot, clock, notifier)
+    await link_and_enqueue(database, clock.now)
 
     delays = []
-    while (await only_row(db))["state"] == "pending":
+    while (await only_row(database))["state"] == "pending":
         before = clock.now
         await worker.deliver_due()
-        row = await only_row(db)
+        row = await only_row(database)
         if row["state"] == "pending":
             delays.append(row["next_attempt_at"] - before)
             clock.now = row["next_attempt_at"]
@@ -592,10 +584,10 @@ async def test_missing_client_retries_on_its_slower_schedule_then_gives_up(
 
 
 async def test_person_writing_again_retries_a_missing_client_at_once(
-    standin: SalebotStandIn, db: Database, salebot: SalebotClient, clock: FakeClock
+    standin: SalebotStandIn, database: Database, salebot: SalebotClient, clock: FakeClock
 ) -> None:
-    worker = patient_worker(db, salebot, clock, RecordingNotifier())
-    await link_and_enqueue(db, clock.now)
+    worker = patient_worker(database, salebot, clock, RecordingNotifier())
+    await link_and_enqueue(database, clock.now)
     await worker.deliver_due()  # no client yet: waits FIRST_DELAY
     standin.add_client(TELEGRAM_ID)
 
@@ -605,12 +597,12 @@ async def test_person_writing_again_retries_a_missing_client_at_once(
 
 
 async def test_person_writing_again_does_not_hurry_other_causes(
-    standin: SalebotStandIn, db: Database, salebot: SalebotClient, clock: FakeClock
+    standin: SalebotStandIn, database: Database, salebot: SalebotClient, clock: FakeClock
 ) -> None:
     standin.add_client(TELEGRAM_ID)
     standin.set_down()
-    worker = patient_worker(db, salebot, clock, RecordingNotifier())
-    await link_and_enqueue(db, clock.now)
+    worker = patient_worker(database, salebot, clock, RecordingNotifier())
+    await link_and_enqueue(database, clock.now)
     await worker.deliver_due()
     standin.set_down(False)
 

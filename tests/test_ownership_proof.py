@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -513,8 +512,7 @@ async def test_a_letter_is_retried_after_a_passing_failure_not_after_a_refusal(
     await sender.close()
 
 
-async def test_unusual_failures_and_unknown_emails_make_one_notice_each(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "bot.sqlite3")
+async def test_unusual_failures_and_unknown_emails_make_one_notice_each(database: Database) -> None:
     notifier = RecordingNotifier()
     directory = FakeDirectory(
         {IVAN_EMAIL: GetCourseUser(id="187654321", email=IVAN_EMAIL, phone=IVAN_PHONE)}
@@ -528,17 +526,14 @@ async def test_unusual_failures_and_unknown_emails_make_one_notice_each(tmp_path
         proofs=OwnershipProofs(database, (ProofMethod.CONTACT,)),
         alerts=ProofAlerts(failed_proofs_per_hour=3, unknown_emails_per_hour=3),
     )
-    try:
-        for person in range(6):
-            await links.link(person, person, f"nobody{person}@example.com")
-            await links.link(100 + person, 100 + person, IVAN_EMAIL)
-            refused = await links.prove_contact(100 + person, 100 + person, "+79990000000")
-            assert getattr(refused, "step", None) is ProofStep.CONTACT_REFUSED
-        events = [notice.event for notice in notifier.notices]
-        assert sorted(events) == [OperatorEvent.PROOF_FAILURES, OperatorEvent.UNKNOWN_EMAILS]
-        assert await links.current_link(100) is None
-    finally:
-        await database.close()
+    for person in range(6):
+        await links.link(person, person, f"nobody{person}@example.com")
+        await links.link(100 + person, 100 + person, IVAN_EMAIL)
+        refused = await links.prove_contact(100 + person, 100 + person, "+79990000000")
+        assert getattr(refused, "step", None) is ProofStep.CONTACT_REFUSED
+    events = [notice.event for notice in notifier.notices]
+    assert sorted(events) == [OperatorEvent.PROOF_FAILURES, OperatorEvent.UNKNOWN_EMAILS]
+    assert await links.current_link(100) is None
 
 
 def test_every_proof_step_has_its_words() -> None:

@@ -5,11 +5,7 @@ bot itself uses, at chosen moments."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from services.models import Link
 from services.privacy.retention import DAY, RetentionCleanup
@@ -27,13 +23,6 @@ NOW = 1_800_000_000.0
 OLD = NOW - 200 * DAY  # past the default 180 days
 RECENT = NOW - 10 * DAY
 LINKED, UNLINKED, NEWCOMER, FORGOTTEN, WAITING = 1001, 1002, 1003, 1004, 1005
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    opened = await Database.open(tmp_path / "bot.sqlite3")
-    yield opened
-    await opened.close()
 
 
 async def fill(database: Database) -> None:

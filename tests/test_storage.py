@@ -39,33 +39,29 @@ async def test_migrations_apply_once_and_set_user_version(tmp_path: Path) -> Non
             assert await cursor.fetchone() == ("wal",)
 
 
-async def test_fsm_storage_contract(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "bot.sqlite3")
+async def test_fsm_storage_contract(database: Database) -> None:
     storage = SQLiteStorage(DialogStateRepository(database))
-    try:
-        assert await storage.get_state(KEY) is None
-        assert await storage.get_data(KEY) == {}
+    assert await storage.get_state(KEY) is None
+    assert await storage.get_data(KEY) == {}
 
-        await storage.set_state(KEY, Dialog.asking)
-        assert await storage.get_state(KEY) == "Dialog:asking"
-        await storage.set_data(KEY, {"attempts": 1, "email": "ivan@example.com"})
-        assert await storage.get_data(KEY) == {"attempts": 1, "email": "ivan@example.com"}
+    await storage.set_state(KEY, Dialog.asking)
+    assert await storage.get_state(KEY) == "Dialog:asking"
+    await storage.set_data(KEY, {"attempts": 1, "email": "ivan@example.com"})
+    assert await storage.get_data(KEY) == {"attempts": 1, "email": "ivan@example.com"}
 
-        assert await storage.update_data(KEY, {"attempts": 2}) == {
-            "attempts": 2,
-            "email": "ivan@example.com",
-        }
-        assert await storage.get_value(KEY, "attempts") == 2
-        assert await storage.get_state(OTHER) is None  # keys do not leak into each other
+    assert await storage.update_data(KEY, {"attempts": 2}) == {
+        "attempts": 2,
+        "email": "ivan@example.com",
+    }
+    assert await storage.get_value(KEY, "attempts") == 2
+    assert await storage.get_state(OTHER) is None  # keys do not leak into each other
 
-        await storage.set_state(KEY, None)
-        await storage.set_data(KEY, {})
-        assert await storage.get_state(KEY) is None
-        assert await storage.get_data(KEY) == {}
-        async with database.connection.execute("SELECT COUNT(*) FROM dialog_state") as cursor:
-            assert tuple(await cursor.fetchone() or ()) == (0,)
-    finally:
-        await database.close()
+    await storage.set_state(KEY, None)
+    await storage.set_data(KEY, {})
+    assert await storage.get_state(KEY) is None
+    assert await storage.get_data(KEY) == {}
+    async with database.connection.execute("SELECT COUNT(*) FROM dialog_state") as cursor:
+        assert tuple(await cursor.fetchone() or ()) == (0,)
 
 
 async def test_dialog_survives_reopening_the_database(tmp_path: Path) -> None:
@@ -84,9 +80,8 @@ async def test_dialog_survives_reopening_the_database(tmp_path: Path) -> None:
 
 
 async def test_directory_upsert_stores_a_batch_as_given_and_keeps_a_known_status(
-    tmp_path: Path,
+    database: Database,
 ) -> None:
-    database = await Database.open(tmp_path / "bot.sqlite3")
     directory = DirectoryRepository(database)
     odd = GetCourseUser(
         id="7",
@@ -97,17 +92,14 @@ async def test_directory_upsert_stores_a_batch_as_given_and_keeps_a_known_status
         custom_fields={"Создан": "2024-01-01 10:00:00", "Тариф": "Премиум [x]", "Пусто": ""},
     )
     plain = GetCourseUser(id="8", email="plain@example.com")
-    try:
-        await directory.upsert([odd, plain], now=1.0)
-        await directory.set_status([plain], "banned", now=2.0)
-        # A later sync's batch: it knows no status, and the user changed their name.
-        await directory.upsert([replace(plain, first_name="Новое")], now=3.0)
+    await directory.upsert([odd, plain], now=1.0)
+    await directory.set_status([plain], "banned", now=2.0)
+    # A later sync's batch: it knows no status, and the user changed their name.
+    await directory.upsert([replace(plain, first_name="Новое")], now=3.0)
 
-        stored_odd = await directory.by_email("odd.person@example.com")
-        stored_plain = await directory.by_id("8")
-        count = await directory.count()
-    finally:
-        await database.close()
+    stored_odd = await directory.by_email("odd.person@example.com")
+    stored_plain = await directory.by_id("8")
+    count = await directory.count()
     # Only the columns lookups and cards use are kept: the registration date, no custom fields.
     assert stored_odd == replace(
         odd,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +61,6 @@ def second_connection(tmp_path: Path) -> Iterator[Callable[[Path], SecondConnect
     yield connect
     for connection in opened:
         connection.close()
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "bot.sqlite3")
-    yield db
-    await db.close()
 
 
 def status_of(supervisor: Supervisor, name: str) -> LoopStatus:

@@ -37,7 +37,7 @@ CALLBACK_DUE = _LANDED.format(t="c", extra="")
 @dataclass(frozen=True)
 class _Lane:
     """Pending rows of ``table`` (aliased ``alias``) become due at their time once ``ready``
-    (an SQL condition on the alias) holds."""
+    (an SQL condition on the alias) holds; each attempt at one is recorded the same way."""
 
     table: str
     alias: str
@@ -57,6 +57,30 @@ class _Lane:
         return await database.fetch_time(
             f"SELECT MIN({a}.next_attempt_at) FROM {self.table} {a} "
             f"WHERE {a}.state = 'pending' AND ({self.ready})"
+        )
+
+    async def settle(
+        self,
+        tx: aiosqlite.Connection,
+        item_id: int,
+        state: str,
+        *,
+        from_state: str,
+        now: float,
+        cause: str | None,
+        error: str | None,
+        retry_at: float | None,
+        also: dict[str, object] | None = None,
+    ) -> None:
+        """Record one attempt at a row still in ``from_state``: it is in ``state`` now, due
+        again at ``retry_at`` when given; ``also`` sets more columns of the row."""
+        extra = also or {}
+        assignments = "".join(f"{column} = ?, " for column in extra)
+        await tx.execute(
+            f"UPDATE {self.table} SET {assignments}state = ?, attempts = attempts + 1, "
+            "cause = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+            "updated_at = ? WHERE id = ? AND state = ?",
+            (*extra.values(), state, cause, error, retry_at, now, item_id, from_state),
         )
 
 
@@ -165,11 +189,16 @@ class FieldWriteRepository(Repository):
         retry_at: float | None = None,
     ) -> None:
         """Record an attempt: delivered, failed for good, or (``retry_at``) to be tried again."""
-        await tx.execute(
-            "UPDATE getcourse_field_writes SET state = ?, fields = ?, attempts = attempts + 1, "
-            "cause = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-            "updated_at = ? WHERE id = ? AND state = 'pending'",
-            (state, json.dumps(fields, ensure_ascii=False), cause, error, retry_at, now, item_id),
+        await _FIELD_WRITES.settle(
+            tx,
+            item_id,
+            state,
+            from_state="pending",
+            now=now,
+            cause=cause,
+            error=error,
+            retry_at=retry_at,
+            also={"fields": json.dumps(fields, ensure_ascii=False)},
         )
         if state == "delivered":
             # An erased person's blanking write (no Telegram ID) goes; any other forgets the
@@ -279,11 +308,15 @@ class CallbackRepository(Repository):
         retry_at: float | None = None,
         from_state: str = "sending",
     ) -> None:
-        await tx.execute(
-            "UPDATE salebot_callbacks SET state = ?, attempts = attempts + 1, cause = ?, "
-            "last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? "
-            "WHERE id = ? AND state = ?",
-            (state, cause, error, retry_at, now, item_id, from_state),
+        await _CALLBACKS.settle(
+            tx,
+            item_id,
+            state,
+            from_state=from_state,
+            now=now,
+            cause=cause,
+            error=error,
+            retry_at=retry_at,
         )
 
     async def interrupted(self, now: float, keep: Collection[int]) -> int:
