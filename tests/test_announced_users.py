@@ -84,9 +84,13 @@ async def test_someone_waiting_for_the_email_is_answered_when_the_event_arrives(
 ) -> None:
     standins.getcourse.add_user(NEW_USER)
     standins.getcourse.not_ready_polls = 10**6  # the export they wait for takes "minutes"
-    # Polls far enough apart that the export budget outlasts the wait.
+    # Polls far enough apart that the export budget outlasts the wait, and the export is not
+    # given up for longer than the test waits for an answer: only the event can answer now.
     settings = both_ways(
-        standins, getcourse_queued_notice_seconds=0.1, getcourse_poll_max_interval=0.5
+        standins,
+        getcourse_queued_notice_seconds=0.1,
+        getcourse_poll_max_interval=5,
+        getcourse_lookup_timeout=120,
     )
     newcomer = Person(standins.telegram, NEWCOMER)
     async with serving(standins, settings) as app:
