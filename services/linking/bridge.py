@@ -54,7 +54,7 @@ from services.storage.bridge import (
     SalebotCallback,
 )
 from services.storage.database import Database, fetch_one
-from services.storage.directory import Announced, DirectoryRepository, Learning
+from services.storage.directory import DirectoryRepository, Learning
 
 log = logging.getLogger(__name__)
 
@@ -311,17 +311,15 @@ class GetCourseEvents:
         return ReceivedEvent(outcome, parsed.event)
 
     async def _announce(self, parsed: _ParsedEvent, learning: Learning) -> None:
-        if learning.outcome is Announced.EMAIL_TAKEN and learning.user is not None:
+        if learning.email_holder is not None:
             log.info(
                 "getcourse event %s: %s is user %s in the directory, not %s: directory unchanged",
                 parsed.event,
                 mask_email(parsed.email),
-                learning.user.id,
+                learning.email_holder,
                 parsed.gc_user_id,
             )
-        if self._users_announced is None or learning.user is None:
-            return
-        if learning.outcome not in (Announced.ADDED, Announced.KNOWN):
+        if learning.user is None or self._users_announced is None:
             return
         try:
             await self._users_announced([learning.user])

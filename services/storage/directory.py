@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
 import aiosqlite
 
@@ -109,20 +108,14 @@ class SyncRun:
         return self.status_step is not None or self.next_day < self.first_day
 
 
-class Announced(StrEnum):
-    """What the directory made of a user a GetCourse event named (``learn``)."""
-
-    ADDED = "added"  # unknown until now: a new row
-    KNOWN = "known"  # that ID with that email is there already
-    ID_KNOWN = "id_known"  # that ID with another email: left for the sync to refresh
-    EMAIL_TAKEN = "email_taken"  # another ID holds that email: left alone
-
-
 @dataclass(frozen=True)
 class Learning:
-    outcome: Announced
-    # The row for that ID and email (added or known); for EMAIL_TAKEN the row holding the email.
-    user: GetCourseUser | None
+    """What the directory made of a user a GetCourse event named (``learn``)."""
+
+    # The directory's row for that ID and email: just added, or there already.
+    user: GetCourseUser | None = None
+    # Another user ID the directory holds that email under (the event changed nothing).
+    email_holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,15 +160,15 @@ class DirectoryRepository(Repository):
         if row is not None:
             known = _user(row)
             if known.email == email:
-                return Learning(Announced.KNOWN, known)
-            return Learning(Announced.ID_KNOWN, None)
+                return Learning(known)
+            return Learning()  # another email: the syncs refresh it
         row = await fetch_one(tx, _BY_EMAIL, (email,))
         if row is not None:
-            return Learning(Announced.EMAIL_TAKEN, _user(row))
+            return Learning(email_holder=str(row[0]))
         await tx.execute(_UPSERT, _values(user, now))
         row = await fetch_one(tx, _BY_ID, (user.id,))
         assert row is not None
-        return Learning(Announced.ADDED, _user(row))
+        return Learning(_user(row))
 
     async def upsert(self, users: Sequence[GetCourseUser], now: float) -> None:
         """Store ``users`` in one statement: a sync's batches hold the connection every lookup
