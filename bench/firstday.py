@@ -29,6 +29,11 @@ Scenarios:
   the directory has synced (the sync ran beforehand with the budget lifted and its requests
   cleared from both ledgers: what is counted is the launch). This tree runs it a second time
   with ``GETCOURSE_PACE_FREE_SHARE=0`` (paced from the first request, as the baseline is).
+- ``launch announced``: the same 500 people, but the school's registration process tells the bot
+  of each of them (``GETCOURSE_EVENTS_SECRET`` set, a POST to ``/getcourse/events`` on the bot's
+  ``HTTP_LISTEN`` with ``event=registered``, ``user_id`` and ``email``) the moment they register,
+  just before they write. This tree only: the baseline has no such endpoint (its column says
+  "-").
 Printed per scenario and strategy: time to the first complete full sync and the export requests
 spent until then (lookups' included), email → answer p50/p95/max, answers by kind, export
 requests in total and in the busiest 2 hours, and whether the budget was ever exceeded."""
@@ -58,7 +63,9 @@ from typing import Any
 from answers import ANSWERS, percentile, watch_answers
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("sync", "lone recent", "lone old", "fifty", "launch")
+SCENARIOS = ("sync", "lone recent", "lone old", "fifty", "launch", "launch announced")
+ANNOUNCED = "launch announced"  # this tree only: the baseline has no GetCourse events endpoint
+EVENTS_SECRET = "bench-events-secret-0123456789"
 EXPORT_SECONDS = 30.0
 WINDOW_SECONDS = 7200.0
 FIRST_PERSON = 500_000_000
@@ -99,7 +106,7 @@ def arrivals(scenario: str, records: list[Any], seed: int) -> list[tuple[float, 
         emails = [r.email for r in known] + [f"stranger{n}@example.com" for n in range(5)]
         generator.shuffle(emails)
         return sorted((generator.uniform(0, 120), email, None) for email in emails)
-    if scenario == "launch":
+    if scenario.startswith("launch"):
         return [
             (
                 n * 600 / 500,
@@ -212,10 +219,12 @@ async def child(
             # Measures lookups and writes; the proof is a human step (the baseline ignores it).
             ownership_proof="off",
             **({} if free_share is None else {"getcourse_pace_free_share": free_share}),
+            **(events_settings() if scenario == ANNOUNCED else {}),
         )
-        if scenario == "launch":  # synced beforehand; the launch is what is measured
+        launch = scenario.startswith("launch")
+        if launch:  # synced beforehand; the launch is what is measured
             await presync(settings, getcourse)
-        async with App.running(settings) as app:
+        async with App.running(settings) as app, announcing(app, scenario == ANNOUNCED) as announce:
             # The pace's 2-hour window on scaled time (its other settings as configured).
             app.services.lookups.pace.seconds_per_request /= scale
             start = time.perf_counter()
@@ -227,13 +236,14 @@ async def child(
                         return (time.perf_counter() - start) * scale, requests
                     await asyncio.sleep(0.05)
 
-            syncing = None if scenario == "launch" else asyncio.create_task(first_sync())
+            syncing = None if launch else asyncio.create_task(first_sync())
             polling = asyncio.create_task(app.run_polling(handle_signals=False))
             watcher = asyncio.create_task(watch_answers(telegram, sent, answers, len(plan)))
             for n, (at, email, record) in enumerate(plan):
                 await asyncio.sleep(max(0.0, start + at / scale - time.perf_counter()))
                 if record is not None:
                     getcourse.users.append(record)
+                    await announce(record)
                 telegram.send_message(FIRST_PERSON + n, email)
                 sent[FIRST_PERSON + n] = time.perf_counter()
             # Until everyone is answered and the first full sync is done, within 60 minutes.
@@ -268,6 +278,43 @@ async def child(
         "refused_903": len([r for r in getcourse.requests if r.error_code == 903]),
         "trace": trace,
     }
+
+
+def events_settings() -> dict[str, Any]:
+    from sandbox.world import free_port
+
+    return {"getcourse_events_secret": EVENTS_SECRET, "http_listen": f"127.0.0.1:{free_port()}"}
+
+
+@contextlib.asynccontextmanager
+async def announcing(app: Any, on: bool) -> AsyncIterator[Any]:
+    """``announce(record)``: what the school's process "on user registration → call URL" does
+    (the bot's public listener serving ``/getcourse/events``); does nothing unless ``on``."""
+    if not on:
+
+        async def quiet(record: Any) -> None:
+            pass
+
+        yield quiet
+        return
+    import httpx
+
+    from bot.public_http import PublicServer
+
+    public = PublicServer(app)
+    await public.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{app.settings.http_listen}") as http:
+
+            async def announce(record: Any) -> None:
+                params = {"secret": EVENTS_SECRET, "event": "registered"}
+                params |= {"user_id": str(record.id), "email": record.email}
+                answer = await http.post("/getcourse/events", data=params)
+                answer.raise_for_status()  # a refused event would void the scenario
+
+            yield announce
+    finally:
+        await public.stop()
 
 
 async def presync(settings: Any, getcourse: Any) -> None:
@@ -338,7 +385,7 @@ def rows_of(scenario: str, result: dict[str, Any]) -> dict[str, str]:
     waits = result["waits"]
     synced = result["synced_after"]
     unanswered = result["people"] - len(waits)
-    if scenario == "launch":
+    if scenario.startswith("launch"):
         synced_text = "beforehand (not counted)"
     else:
         synced_text = "not within 60 min" if synced is None else f"{synced:.0f} s"
@@ -385,7 +432,10 @@ def main() -> None:
         for scenario in args.scenarios.split(","):
             current = run_child(REPO, scenario, args)
             now = rows_of(scenario, current)
-            before = rows_of(scenario, run_child(baseline, scenario, args))
+            if scenario == ANNOUNCED:
+                before = dict.fromkeys(now, "-")
+            else:
+                before = rows_of(scenario, run_child(baseline, scenario, args))
             # A launch also with the pace from the first request, as before (a setting away).
             paced = {}
             if scenario == "launch":

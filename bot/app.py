@@ -126,7 +126,7 @@ async def create_services(settings: Settings) -> Services:
         getcourse=getcourse.exports,
         directory=getcourse.directory,
         sync=getcourse.sync,
-        events=linking.getcourse_events(shared, outbox),
+        events=linking.getcourse_events(shared, outbox, getcourse, lookups),
         salebot=salebot_api,
         outbox=outbox,
         bridge=bridge,

@@ -17,6 +17,7 @@ from services.linking.flow import ConflictPolicy, LinkService
 from services.linking.lookup_gate import LookupGate, LookupLimits
 from services.linking.lookup_queue import LookupPace, LookupQueue
 from services.linking.ownership import OwnershipProofs, ProofMethod
+from services.models import GetCourseUser
 from services.salebot.client import SalebotClient
 from services.salebot.outbox import OutboxWorker
 from services.storage.queued_lookups import QueuedLookupRepository
@@ -49,14 +50,24 @@ def bridge_worker(shared: Shared, salebot: SalebotClient, getcourse: GetCourse) 
     )
 
 
-def getcourse_events(shared: Shared, outbox: OutboxWorker) -> GetCourseEvents:
+def getcourse_events(
+    shared: Shared, outbox: OutboxWorker, getcourse: GetCourse, lookups: LookupQueue
+) -> GetCourseEvents:
     settings = shared.settings
     secret = settings.getcourse_events_secret
+
+    async def users_announced(users: list[GetCourseUser]) -> None:
+        """A user an event taught the directory: no "not found a moment ago" hides them, and
+        whoever waits for their email is answered now, as when a sync brings them."""
+        getcourse.directory.announced(users)
+        await lookups.users_arrived(users)
+
     return GetCourseEvents(
         shared.database,
         secret.get_secret_value() if secret else None,
         bridge_settings(settings),
         on_stored=outbox.wake,
+        users_announced=users_announced,
         per_minute=settings.getcourse_events_per_minute,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Literal, Protocol
 
@@ -92,6 +92,12 @@ class DirectoryMirror:
         user = await self._live.find_user_by_email(email)
         await self.remember(email, user)
         return user
+
+    def announced(self, users: Iterable[GetCourseUser]) -> None:
+        """GetCourse announced these users (an event; they are in the local copy now): no
+        memory of "not found" outlives them."""
+        for user in users:
+            self._not_found.pop(user.email, None)
 
     async def remember(self, email: str, user: GetCourseUser | None) -> None:
         """Keep what GetCourse just said: the user in the local copy, or a brief "not found"."""

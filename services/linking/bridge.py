@@ -4,7 +4,10 @@ GetCourse events move the person's Salebot funnel.
 - ``LinkFollowUps.link_changed`` runs inside the transaction that stores, replaces or removes a
   link: it queues the GetCourse field write (or the blanking of the old user's fields), the
   linked-message callback, and the delivery of events that waited for this person's link.
-- ``GetCourseEvents.receive`` checks and stores an event a GetCourse process reported.
+- ``GetCourseEvents.receive`` checks and stores an event a GetCourse process reported; one that
+  names a user's ID and email teaches the local directory a user it did not know (a registration
+  announced this way is a directory hit, at no export cost), and people waiting for that email
+  are answered at once.
 - ``BridgeWorker`` delivers the field writes and the callbacks; the outbox worker runs it right
   after the Salebot writes, so follow-ups go as soon as a link's variables have landed."""
 
@@ -38,8 +41,9 @@ from services.errors import (
     SalebotRejected,
     ServiceError,
 )
+from services.getcourse.directory_sync import UsersArrived
 from services.getcourse.import_api import GetCourseImportClient
-from services.models import Link
+from services.models import GetCourseUser, Link
 from services.notifications import Notifier, NullNotifier, OperatorEvent, OperatorNotice
 from services.salebot.client import SalebotClient
 from services.storage.bridge import (
@@ -50,7 +54,7 @@ from services.storage.bridge import (
     SalebotCallback,
 )
 from services.storage.database import Database, fetch_one
-from services.storage.directory import DirectoryRepository
+from services.storage.directory import DirectoryRepository, Learning
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,10 @@ FIELD_WRITE_NOTICE = "field_write:"
 TIDY_EVERY = 60.0  # seconds between expiring old events and finding cut-off callbacks
 # Parameters of the call itself, never forwarded as variables.
 CONTROL_PARAMETERS = frozenset({"secret", "event", "user_id", "email", "event_id"})
+# Parameters the directory also takes for a user it learns of (forwarded as variables too).
+PROFILE_PARAMETERS = ("first_name", "last_name", "phone")
+# A process variable GetCourse left as typed (a misspelt name): not a value.
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
 @dataclass(frozen=True)
@@ -223,6 +231,7 @@ class GetCourseEvents:
         settings: BridgeSettings,
         on_stored: Callable[[], None],
         *,
+        users_announced: UsersArrived | None = None,
         per_minute: int = 600,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -230,6 +239,8 @@ class GetCourseEvents:
         self._secret = secret
         self._settings = settings
         self._on_stored = on_stored
+        # Hears of each user an event taught the directory (or found there), once committed.
+        self._users_announced = users_announced
         self._per_minute = per_minute
         self._clock = clock
         self._recent: deque[float] = deque()
@@ -276,6 +287,9 @@ class GetCourseEvents:
                     )
                     assert row is not None
                     await _queue_event(tx, row, telegram_id, self._settings, now)
+            learning = None
+            if parsed.user is not None:  # it names both the ID and the email
+                learning = await DirectoryRepository.learn(tx, parsed.user, now)
         if row_id is None:
             outcome = EventOutcome.DUPLICATE
         elif telegram_id is None:
@@ -292,7 +306,25 @@ class GetCourseEvents:
             f"telegram {telegram_id}" if telegram_id is not None else outcome,
         )
         self._count(outcome)
+        if learning is not None:
+            await self._announce(parsed, learning)
         return ReceivedEvent(outcome, parsed.event)
+
+    async def _announce(self, parsed: _ParsedEvent, learning: Learning) -> None:
+        if learning.email_holder is not None:
+            log.info(
+                "getcourse event %s: %s is user %s in the directory, not %s: directory unchanged",
+                parsed.event,
+                mask_email(parsed.email),
+                learning.email_holder,
+                parsed.gc_user_id,
+            )
+        if learning.user is None or self._users_announced is None:
+            return
+        try:
+            await self._users_announced([learning.user])
+        except Exception:  # the event is stored; the queue's own pass answers them instead
+            log.exception("answering people waiting for user %s failed", learning.user.id)
 
     def _admit(self) -> None:
         now = self._clock()
@@ -320,6 +352,7 @@ class _ParsedEvent:
     gc_user_id: str
     email: str
     variables: dict[str, str]
+    user: GetCourseUser | None  # the user it names, when it gives both ID and email
 
 
 def _parse(params: Mapping[str, str]) -> _ParsedEvent:
@@ -351,7 +384,16 @@ def _parse(params: Mapping[str, str]) -> _ParsedEvent:
         if len(value) > MAX_VALUE_LENGTH:
             raise EventMalformed(f"parameter {name} is longer than {MAX_VALUE_LENGTH} characters")
         variables[f"client.gc_{name}"] = value
-    return _ParsedEvent(event, event_id, gc_user_id, email, variables)
+    user = None
+    if gc_user_id and email:
+        first_name, last_name, phone = (_profile_value(params, name) for name in PROFILE_PARAMETERS)
+        user = GetCourseUser(gc_user_id, email, first_name, last_name, phone)
+    return _ParsedEvent(event, event_id, gc_user_id, email, variables, user)
+
+
+def _profile_value(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name, "").strip()
+    return "" if PLACEHOLDER.search(value) else value
 
 
 async def _linked_person(tx: aiosqlite.Connection, gc_user_id: str, email: str) -> int | None:

@@ -11,12 +11,16 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
+import aiosqlite
+
 from services.models import GetCourseUser
-from services.storage.database import Repository, fetch_all, insert
+from services.storage.database import Repository, fetch_all, fetch_one, insert
 
 # Only what lookups and operator cards use: a GetCourse export's other columns (the school's
 # custom fields, UTM tags, city...) are not kept.
 _COLUMNS = "gc_user_id, email, phone, first_name, last_name, status, created_at"
+_BY_ID = f"SELECT {_COLUMNS} FROM gc_directory WHERE gc_user_id = ?"
+_BY_EMAIL = f"SELECT {_COLUMNS} FROM gc_directory WHERE email = ? ORDER BY gc_user_id LIMIT 1"
 # GetCourse's own column for the registration date; kept in its own indexed-friendly column.
 CREATED_COLUMN = "Создан"
 # ``SyncRun.next_day`` of a full run that has read every window and is on a status export.
@@ -105,6 +109,16 @@ class SyncRun:
 
 
 @dataclass(frozen=True)
+class Learning:
+    """What the directory made of a user a GetCourse event named (``learn``)."""
+
+    # The directory's row for that ID and email: just added, or there already.
+    user: GetCourseUser | None = None
+    # Another user ID the directory holds that email under (the event changed nothing).
+    email_holder: str | None = None
+
+
+@dataclass(frozen=True)
 class DoneRun:
     """A sync run that read every window."""
 
@@ -114,16 +128,11 @@ class DoneRun:
 
 class DirectoryRepository(Repository):
     async def by_email(self, email: str) -> GetCourseUser | None:
-        row = await self._database.fetchone(
-            f"SELECT {_COLUMNS} FROM gc_directory WHERE email = ? ORDER BY gc_user_id LIMIT 1",
-            (email,),
-        )
+        row = await self._database.fetchone(_BY_EMAIL, (email,))
         return None if row is None else _user(row)
 
     async def by_id(self, gc_user_id: str) -> GetCourseUser | None:
-        row = await self._database.fetchone(
-            f"SELECT {_COLUMNS} FROM gc_directory WHERE gc_user_id = ?", (gc_user_id,)
-        )
+        row = await self._database.fetchone(_BY_ID, (gc_user_id,))
         return None if row is None else _user(row)
 
     async def by_phone(self, phone: str) -> list[GetCourseUser]:
@@ -140,6 +149,26 @@ class DirectoryRepository(Repository):
 
     async def count(self) -> int:
         return await self._database.fetch_count("SELECT COUNT(*) FROM gc_directory")
+
+    @staticmethod
+    async def learn(tx: aiosqlite.Connection, user: GetCourseUser, now: float) -> Learning:
+        """A user GetCourse announced (an event naming their ID and email): added when the
+        directory holds neither that ID nor that email; a row it holds is never overwritten
+        (a sync wrote it, with more than an event carries, and refreshes it)."""
+        email = user.email.strip().lower()
+        row = await fetch_one(tx, _BY_ID, (user.id,))
+        if row is not None:
+            known = _user(row)
+            if known.email == email:
+                return Learning(known)
+            return Learning()  # another email: the syncs refresh it
+        row = await fetch_one(tx, _BY_EMAIL, (email,))
+        if row is not None:
+            return Learning(email_holder=str(row[0]))
+        await tx.execute(_UPSERT, _values(user, now))
+        row = await fetch_one(tx, _BY_ID, (user.id,))
+        assert row is not None
+        return Learning(_user(row))
 
     async def upsert(self, users: Sequence[GetCourseUser], now: float) -> None:
         """Store ``users`` in one statement: a sync's batches hold the connection every lookup
