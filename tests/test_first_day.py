@@ -136,6 +136,30 @@ async def test_people_queued_while_a_window_builds_share_the_next_export(
     assert not any("email" in params for params in starts)
 
 
+async def test_a_lone_miss_while_people_keep_writing_waits_to_share_an_export(
+    standins: StandIns,
+) -> None:
+    settings = standins.settings(**first_day_settings(), getcourse_coalesce_seconds=1.0)
+    ivan, recent = Person(standins.telegram, IVAN), Person(standins.telegram, RECENT)
+    nobody = Person(standins.telegram, NOBODY)
+    async with polling_bot(standins, settings) as app:
+        await app.services.sync.run(SyncKind.FULL)
+        synced = len(export_starts(standins))
+        ivan.says("ivan.petrov@example.com")  # in the directory: answered at no cost
+        await ivan.reply("Готово")
+        recent.says("stranger@example.com")  # alone in the queue, but the bot is busy
+
+        async def queued() -> bool:
+            return await app.services.lookups.waiting() == 1
+
+        await eventually(queued)
+        nobody.says("nobody@example.com")  # within the gather window
+        await recent.reply("Не нашёл")
+        await nobody.reply("Не нашёл")
+    # One export of today's registrations for both unknown emails, not one each.
+    assert export_starts(standins)[synced:] == [window(TODAY, TODAY)]
+
+
 async def test_lookups_go_before_the_next_window_of_a_sync(standins: StandIns) -> None:
     getcourse = standins.getcourse
     getcourse.not_ready_polls = 10**6

@@ -175,6 +175,10 @@ class LinkService:
         """The methods a person may prove an email with; empty when no proof is asked."""
         return self._proofs.methods if self._proofs else ()
 
+    async def lookups_since(self, since: float) -> int:
+        """How many emails people asked about since ``since``: whether the bot is busy."""
+        return await self._gate.asked_since(since)
+
     async def current_link(self, telegram_id: int) -> Link | None:
         return await self._links.get(telegram_id)
 

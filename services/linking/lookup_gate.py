@@ -56,6 +56,12 @@ class LookupGate:
             await LookupLog.mark_live(tx, lookup_id)
             return True
 
+    async def asked_since(self, since: float) -> int:
+        """How many lookups anyone asked for since ``since`` (hits and misses alike)."""
+        return await self._database.fetch_count(
+            "SELECT COUNT(*) FROM lookups WHERE at > ?", (since,)
+        )
+
     async def settle(self, lookup_id: int, outcome: str) -> None:
         async with self._database.transaction() as tx:
             await LookupLog.settle(tx, lookup_id, outcome)

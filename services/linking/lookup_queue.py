@@ -205,14 +205,23 @@ class LookupQueue:
         if oldest is None:
             return None
         gathered = oldest + self._gather
-        quiet = oldest - self._last_export_at > self._gather
-        if quiet and await self._repository.count_waiting() == 1:
-            gathered = oldest  # a lone lookup on a quiet bot: nobody to wait for
+        if await self._alone_on_a_quiet_bot(oldest):
+            gathered = oldest  # nobody to wait for
         start_at = max(gathered, self._retry_at)
         if self.pace is not None:
             used = None if self._budget is None else await self._budget.used()
             start_at = max(start_at, self.pace.ready_at(used))
         return start_at
+
+    async def _alone_on_a_quiet_bot(self, oldest: float) -> bool:
+        """One lookup waiting, no export of the queue and nobody else asking about an email in
+        the gather window before it. While people keep writing, a lone miss waits the window:
+        the next unknown email shares its export (found ones are hits and cost nothing)."""
+        if oldest - self._last_export_at <= self._gather:
+            return False
+        if await self._repository.count_waiting() != 1:
+            return False
+        return await self._links.lookups_since(oldest - self._gather) <= 1
 
     async def _answer_waiting(self, deliver: Deliver) -> None:
         # Wait out an export in flight (a sync window may answer them) before taking the list:
