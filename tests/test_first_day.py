@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import aiosqlite
 
+from bot.settings import Settings
 from sandbox.getcourse import GetCourseStandIn, GetCourseUserRecord
 from services.getcourse.directory_sync import SyncKind
 from tests.conftest import OPERATOR_ID, Person, StandIns, eventually, polling_bot
@@ -40,6 +41,19 @@ def add_recent_user(getcourse: GetCourseStandIn) -> None:
     )
 
 
+def held_exports(standins: StandIns, **overrides: object) -> Settings:
+    """Settings for a test that releases each export itself (``complete_exports``): until then
+    every poll answers "not ready", and nobody gives up on it."""
+    standins.getcourse.not_ready_polls = 10**6
+    return standins.settings(
+        **first_day_settings(),
+        getcourse_poll_max_interval=0.2,
+        getcourse_lookup_timeout=60,
+        getcourse_queued_notice_seconds=0.1,
+        **overrides,
+    )
+
+
 def add_newcomer(getcourse: GetCourseStandIn) -> None:
     """Someone who registers after the sync."""
     getcourse.add_user(GetCourseUserRecord(id=187690002, email="newcomer@example.com"))
@@ -68,14 +82,7 @@ async def test_before_any_sync_the_first_windows_answer_everyone_waiting(
 ) -> None:
     getcourse = standins.getcourse
     add_recent_user(getcourse)
-    getcourse.not_ready_polls = 10**6  # each export builds until the test releases it
-    settings = standins.settings(
-        **first_day_settings(),
-        getcourse_coalesce_seconds=0.3,
-        getcourse_poll_max_interval=0.2,
-        getcourse_lookup_timeout=60,
-        getcourse_queued_notice_seconds=0.1,
-    )
+    settings = held_exports(standins, getcourse_coalesce_seconds=0.3)
     ivan, recent = Person(standins.telegram, IVAN), Person(standins.telegram, RECENT)
     nobody = Person(standins.telegram, NOBODY)
     async with polling_bot(standins, settings):
@@ -105,14 +112,8 @@ async def test_people_queued_while_a_window_builds_share_the_next_export(
 ) -> None:
     getcourse = standins.getcourse
     add_recent_user(getcourse)
-    getcourse.not_ready_polls = 10**6
-    settings = standins.settings(
-        **first_day_settings(),
-        getcourse_full_sync_hours=24,  # due at start: the first sync begins with the bot
-        getcourse_poll_max_interval=0.2,
-        getcourse_lookup_timeout=60,
-        getcourse_queued_notice_seconds=0.1,
-    )
+    # The first sync is due at start: it begins with the bot.
+    settings = held_exports(standins, getcourse_full_sync_hours=24)
     ivan, recent = Person(standins.telegram, IVAN), Person(standins.telegram, RECENT)
     nobody = Person(standins.telegram, NOBODY)
     async with polling_bot(standins, settings):
@@ -162,14 +163,8 @@ async def test_a_lone_miss_while_people_keep_writing_waits_to_share_an_export(
 
 async def test_lookups_go_before_the_next_window_of_a_sync(standins: StandIns) -> None:
     getcourse = standins.getcourse
-    getcourse.not_ready_polls = 10**6
-    settings = standins.settings(
-        **first_day_settings(),
-        getcourse_full_sync_hours=24,  # due at start: the first sync begins with the bot
-        getcourse_poll_max_interval=0.2,
-        getcourse_lookup_timeout=60,
-        getcourse_queued_notice_seconds=0.1,
-    )
+    # The first sync is due at start: it begins with the bot.
+    settings = held_exports(standins, getcourse_full_sync_hours=24)
     ivan = Person(standins.telegram, IVAN)
     async with polling_bot(standins, settings) as app:
         await eventually(lambda: getcourse.exports_started() == 1)  # the newest window
