@@ -209,9 +209,12 @@ class LookupQueue:
             gathered = oldest  # nobody to wait for
         start_at = max(gathered, self._retry_at)
         if self.pace is not None:
-            used = None if self._budget is None else await self._budget.used()
-            start_at = max(start_at, self.pace.ready_at(used))
+            start_at = max(start_at, self.pace.ready_at(await self._budget_used()))
         return start_at
+
+    async def _budget_used(self) -> int | None:
+        """Export-API requests in the ledger's window, for the pace (``None``: not known)."""
+        return None if self._budget is None else await self._budget.used()
 
     async def _alone_on_a_quiet_bot(self, oldest: float) -> bool:
         """One lookup waiting, no export of the queue and nobody else asking about an email in
@@ -267,8 +270,8 @@ class LookupQueue:
             answers = await self._exports.answer(asked_at, self.users_arrived)
         finally:
             if self.pace is not None:
-                used = None if self._budget is None else await self._budget.used()
-                self.pace.spent(self._getcourse.requests_sent - sent_before, started, used)
+                sent = self._getcourse.requests_sent - sent_before
+                self.pace.spent(sent, started, await self._budget_used())
         failed = any(isinstance(answer, GetCourseError) for answer in answers.values())
         self._failures = self._failures + 1 if failed else 0
         for email, answer in answers.items():

@@ -154,15 +154,15 @@ class DirectoryRepository(Repository):
     async def learn(tx: aiosqlite.Connection, user: GetCourseUser, now: float) -> Learning:
         """A user GetCourse announced (an event naming their ID and email): added when the
         directory holds neither that ID nor that email; a row it holds is never overwritten
-        (a sync wrote it, with more than an event carries, and refreshes it)."""
-        email = user.email.strip().lower()
+        (a sync wrote it, with more than an event carries, and refreshes it). ``user.email`` is
+        normalised, as the event parser leaves it."""
         row = await fetch_one(tx, _BY_ID, (user.id,))
         if row is not None:
             known = _user(row)
-            if known.email == email:
+            if known.email == user.email:
                 return Learning(known)
             return Learning()  # another email: the syncs refresh it
-        row = await fetch_one(tx, _BY_EMAIL, (email,))
+        row = await fetch_one(tx, _BY_EMAIL, (user.email,))
         if row is not None:
             return Learning(email_holder=str(row[0]))
         await tx.execute(_UPSERT, _values(user, now))
